@@ -1,0 +1,217 @@
+"""The append-only audit log over the database, with periodic signed checkpoints.
+
+Several bastion processes may share one database, and their appends must still form a single chain. Each
+append is one short transaction that takes the chain's write lock first, then reads the tail and inserts the
+next event, so no two writers ever build on the same tail:
+
+- SQLite: `BEGIN IMMEDIATE` takes the database's write lock up front (waiting up to the connection's
+  busy_timeout), so the tail read inside the transaction is the real tail.
+- PostgreSQL: a transaction-scoped advisory lock (`pg_advisory_xact_lock`) on one fixed key serialises
+  appenders; it is released at commit or rollback and needs no extra table.
+- Backstop everywhere: `seq` is the primary key, so a writer that still raced (for instance one called inside
+  a caller's own transaction, where the lock above is not taken) fails with an IntegrityError and retries on
+  the new tail.
+
+Within a process a mutex serialises appends too (peewee keeps one connection per thread), so the log is safe
+to share between threads and to call from asyncio through `asyncio.to_thread`. Any failure to write
+surfaces as StoreError: the caller must then refuse the action the event describes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import peewee
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bastion.audit.chain import (
+    GENESIS_HASH,
+    CheckpointRecord,
+    EventRecord,
+    canonical_json,
+    format_time,
+    is_valid_type,
+    seal,
+    sign_checkpoint,
+)
+from bastion.audit.guard import check_details
+from bastion.audit.keys import load_signing_key
+from bastion.errors import StoreError
+from bastion.store import events as store
+from bastion.store.db import database
+
+_PG_LOCK_KEY = 0x62617374696F6E  # "bastion": one advisory lock id for the whole audit chain
+_ATTEMPTS = 3
+T = TypeVar("T")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AuditLog:
+    """Appends events to the shared chain and signs checkpoints of it.
+
+    Needs `bastion.store.db.connect` to have been called. Without `signing_key_path` no checkpoints are made
+    (tools that only read or export the log need no key). A checkpoint is signed after an append once
+    `checkpoint_every` events have accumulated since the newest checkpoint (whichever process made it), once
+    `checkpoint_interval_s` has passed since this log's last checkpoint (checked on append and by
+    `maybe_checkpoint`, which the server calls on a timer), and at `close`.
+    """
+
+    def __init__(
+        self,
+        *,
+        signing_key_path: str | Path | None = None,
+        checkpoint_every: int = 100,
+        checkpoint_interval_s: float = 60.0,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        if checkpoint_every < 1:
+            raise ValueError("checkpoint_every must be at least 1")
+        self._key = load_signing_key(signing_key_path) if signing_key_path is not None else None
+        self._every = checkpoint_every
+        self._interval = checkpoint_interval_s
+        self._clock = clock
+        self._mutex = threading.Lock()
+        self._last_checkpoint_at = time.monotonic()
+        self._closed = False
+
+    def append(
+        self,
+        type: str,
+        *,
+        subject: str | None = None,
+        target: str | None = None,
+        session_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> EventRecord:
+        """Write the next event and return it as stored; StoreError when it could not be written."""
+        fields = {"subject": subject, "target": target, "session_id": session_id}
+        payload = dict(details or {})
+        _validate(type, payload)
+
+        def body() -> EventRecord:
+            tail = store.tail_event()
+            event = seal(
+                seq=tail.seq + 1 if tail else 1,
+                time=format_time(self._clock()),
+                type=type,
+                prev_hash=tail.hash if tail else GENESIS_HASH,
+                details=payload,
+                **fields,
+            )
+            store.insert_event(event)
+            if self._key is not None and self._checkpoint_due(event.seq):
+                self._sign(self._key, event)
+            return event
+
+        return self._write(body)
+
+    def checkpoint(self) -> CheckpointRecord | None:
+        """Sign the current head now, unless there is no key, no event, or the head is already signed."""
+        key = self._key
+        if key is None:
+            return None
+
+        def body() -> CheckpointRecord | None:
+            tail = store.tail_event()
+            if tail is None or store.last_checkpoint_seq() >= tail.seq:
+                return None
+            return self._sign(key, tail)
+
+        return self._write(body)
+
+    def maybe_checkpoint(self) -> CheckpointRecord | None:
+        """Sign the head if `checkpoint_interval_s` has passed since this log's last checkpoint."""
+        if self._key is None or time.monotonic() - self._last_checkpoint_at < self._interval:
+            return None
+        return self.checkpoint()
+
+    def close(self) -> None:
+        """Sign the head one last time; later appends fail (the process is shutting down)."""
+        if self._closed:
+            return
+        self.checkpoint()
+        self._closed = True
+
+    def _checkpoint_due(self, seq: int) -> bool:
+        pending = seq - store.last_checkpoint_seq()
+        elapsed = time.monotonic() - self._last_checkpoint_at
+        return pending >= self._every or (pending > 0 and elapsed >= self._interval)
+
+    def _sign(self, key: Ed25519PrivateKey, head: EventRecord) -> CheckpointRecord:
+        cp = sign_checkpoint(key, head, format_time(self._clock()))
+        store.insert_checkpoint(cp)
+        self._last_checkpoint_at = time.monotonic()
+        return cp
+
+    def _write(self, body: Callable[[], T]) -> T:
+        """Run `body` in the chain's locked transaction, retrying a lost race; any failure is StoreError."""
+        if self._closed:
+            raise StoreError("audit log is closed")
+        with self._mutex:
+            attempt = 1
+            while True:
+                try:
+                    with _chain_transaction():
+                        return body()
+                except peewee.IntegrityError as err:
+                    if attempt == _ATTEMPTS:
+                        raise _store_error(err) from err
+                    attempt += 1
+                except StoreError:
+                    raise
+                except Exception as err:
+                    raise _store_error(err) from err
+
+
+def _validate(type: str, details: dict[str, Any]) -> None:
+    """Refuse, before touching the database, an event that could never be hashed or must not be kept."""
+    if not is_valid_type(type):
+        raise StoreError(f"audit event type {type!r} is not a dotted lower-case name")
+    check_details(details)
+    try:
+        canonical_json(details)
+    except (TypeError, ValueError) as err:
+        raise StoreError(f"audit details are not plain JSON: {err}") from err
+
+
+def _store_error(err: Exception) -> StoreError:
+    first_line = (str(err).splitlines() or [type(err).__name__])[0]
+    return StoreError(f"audit event could not be written: {first_line}")
+
+
+def _chain_transaction() -> AbstractContextManager[Any]:
+    db = database.obj
+    if db is None:
+        raise StoreError("audit store is not connected")
+    if isinstance(db, peewee.SqliteDatabase):
+        return db.atomic("IMMEDIATE")
+    return _advisory_locked(db)
+
+
+@contextmanager
+def _advisory_locked(db: peewee.Database) -> Iterator[None]:
+    with db.atomic():
+        if isinstance(db, peewee.PostgresqlDatabase):
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK_KEY,))
+        yield
+
+
+def export_events(since: datetime | None = None) -> Iterator[dict[str, Any]]:
+    """Events in seq order as plain dicts (hash included), for `bastion audit export --format jsonl`.
+
+    `since` keeps events at or after that moment; a naive datetime is taken as UTC.
+    """
+    since_text = None
+    if since is not None:
+        since_text = format_time(since if since.tzinfo else since.replace(tzinfo=UTC))
+    for event in store.iter_events(since_text):
+        yield event.as_dict()
