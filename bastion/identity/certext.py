@@ -1,0 +1,92 @@
+"""The one place bastion reaches into asyncssh: handing the server the raw certificate during authentication.
+
+Why: asyncssh parses certificates itself and keeps only the extensions it knows, so the `token@bastion`
+extension never reaches the server object, and `validate_ca_key` sees only the CA key. Refusing a bad token
+must happen *before* authentication succeeds (an async `auth_completed` does not hold back session requests),
+so the certificate has to be seen while asyncssh validates it.
+
+How: `install()` wraps the private `SSHServerConnection._validate_openssh_certificate`. For a server object
+that defines `validate_certificate(username, cert_blob) -> bool` (sync or async), the wrapper calls it with
+the certificate's SSH wire bytes *before* asyncssh's own checks, once per certificate per connection (asyncssh
+validates twice per login: query, then signed request), and a False refuses the certificate. True means only
+"this certificate and its token are acceptable": possession of the private key is proven later, so the server
+must treat `auth_completed`, not this hook, as the successful login. Server objects without the hook are left
+exactly as asyncssh behaves. Checked against asyncssh 2.24.0 only: any other version refuses to import.
+
+asyncssh must also be told to accept certificates whose principals differ from the login name (the login name
+is the target, not the agent): pass `authorized_client_keys=authorized_ca_keys(settings)` to the server, and
+return `is_trusted_ca(settings, key)` from `validate_ca_key` for certificates that list no principal.
+"""
+
+from __future__ import annotations
+
+import inspect
+import weakref
+from collections.abc import Awaitable
+from typing import Protocol
+
+import asyncssh
+from asyncssh.connection import SSHServerConnection
+
+from bastion.identity.keys import ca_key_lines, ca_keys
+from bastion.identity.settings import IdentitySettings
+
+SUPPORTED_ASYNCSSH = ("2.24.0",)
+
+if asyncssh.__version__ not in SUPPORTED_ASYNCSSH:
+    raise ImportError(
+        f"bastion.identity.certext relies on asyncssh internals checked against "
+        f"{', '.join(SUPPORTED_ASYNCSSH)}, found {asyncssh.__version__}: "
+        f"re-check SSHServerConnection._validate_openssh_certificate before widening the range"
+    )
+
+_original = SSHServerConnection._validate_openssh_certificate
+# (username, certificate blob) → the server's verdict, per live connection.
+_verdicts: weakref.WeakKeyDictionary[SSHServerConnection, dict[tuple[str, bytes], bool]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class CertificateValidator(Protocol):
+    """What a server object implements to see each presented certificate; False refuses it."""
+
+    def validate_certificate(self, username: str, cert_blob: bytes) -> bool | Awaitable[bool]: ...
+
+
+async def _validate_openssh_certificate(
+    self: SSHServerConnection, username: str, cert: asyncssh.SSHCertificate
+) -> asyncssh.SSHKey | None:
+    hook = getattr(self.get_owner(), "validate_certificate", None)
+    if hook is not None:
+        verdicts = _verdicts.setdefault(self, {})
+        seen = (username, bytes(cert.public_data))
+        if seen not in verdicts:
+            result = hook(username, seen[1])
+            if inspect.isawaitable(result):
+                result = await result
+            verdicts[seen] = result is True
+        if not verdicts[seen]:
+            return None
+    return await _original(self, username, cert)
+
+
+def install() -> None:
+    """Route OpenSSH certificates through the server object's `validate_certificate`; safe to call twice."""
+    current = SSHServerConnection._validate_openssh_certificate
+    if current is _validate_openssh_certificate:
+        return
+    if current is not _original:
+        raise RuntimeError("SSHServerConnection._validate_openssh_certificate was replaced by someone else")
+    SSHServerConnection._validate_openssh_certificate = _validate_openssh_certificate  # type: ignore[method-assign]
+
+
+def authorized_ca_keys(settings: IdentitySettings) -> asyncssh.SSHAuthorizedKeys:
+    """The trusted CAs as authorized keys; `principals="*"` lets any principal log in as any target."""
+    return asyncssh.import_authorized_keys(
+        "".join(f'cert-authority,principals="*" {line}\n' for line in ca_key_lines(settings))
+    )
+
+
+def is_trusted_ca(settings: IdentitySettings, key: asyncssh.SSHKey) -> bool:
+    """Whether `key` is one of the trusted user CAs (for `validate_ca_key`)."""
+    return bytes(key.public_data) in ca_keys(settings)
