@@ -249,7 +249,7 @@ class ChainVerifier:
             missing = f"{expected}" if event.seq == expected + 1 else f"{expected}..{event.seq - 1}"
             return Problem(expected, f"seq gap: event {missing} missing (deleted)")
         if event.seq < expected:
-            return Problem(event.seq, f"seq {event.seq} out of order or duplicated")
+            return Problem(expected, f"seq {event.seq} found where {expected} belongs (reordered)")
         if event.computed_hash() != event.hash:
             return Problem(event.seq, "hash mismatch: the event was edited, replaced or moved")
         if event.prev_hash != self.last_hash:
