@@ -1,0 +1,150 @@
+"""Built-in secret detectors: a name, a bytes pattern and an optional validator.
+
+Patterns are bytes because the gateway moves bytes and output need not be UTF-8; every secret format we
+look for is ASCII. Two invariants keep streaming exact (see `stream.py`): no single-line pattern can
+match a line break, and no match is longer than `MAX_SECRET` bytes. Lookbehinds look at one byte at most.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+# The longest single-line secret masked exactly when it streams through a long line (see stream.py).
+MAX_SECRET = 8192
+
+Validator = Callable[[bytes], bool]
+
+
+@dataclass(frozen=True)
+class Detector:
+    """One kind of secret; `value_groups` name the part replaced when the rest (a label) stays visible."""
+
+    name: str
+    pattern: re.Pattern[bytes]
+    validator: Validator | None = None
+    value_groups: tuple[str, ...] = ()
+    custom: bool = False
+
+
+def marker(kind: str) -> bytes:
+    """What a secret becomes: it names the kind so a reader knows something was there."""
+    return b"[MASKED:" + kind.encode("ascii") + b"]"
+
+
+def luhn_ok(digits: bytes) -> bool:
+    """The card checksum: it turns most random 16-digit numbers (ids, timestamps) back into plain text."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ch - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def card_ok(raw: bytes) -> bool:
+    """Payment networks issue numbers starting 2–6; epoch-millisecond timestamps start with 1."""
+    digits = bytes(ch for ch in raw if 48 <= ch <= 57)
+    return 13 <= len(digits) <= 19 and digits[:1] in (b"2", b"3", b"4", b"5", b"6") and luhn_ok(digits)
+
+
+PRIVATE_KEY_BEGIN = re.compile(rb"-----BEGIN (?:[A-Z0-9]{1,16} ){0,3}PRIVATE KEY(?: BLOCK)?-----")
+PRIVATE_KEY_END = re.compile(rb"-----END (?:[A-Z0-9]{1,16} ){0,3}PRIVATE KEY(?: BLOCK)?-----")
+# Bytes kept while inside a key block so an END marker split across chunks is still seen.
+END_MARKER_MAX = 96
+
+_ALNUM = rb"A-Za-z0-9"
+_B64URL = rb"A-Za-z0-9_\-"
+
+_PASSWORD_KEYS = (
+    rb"password|passwd|passphrase|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key"
+    rb"|client[_-]?secret|credentials?"
+)
+
+BUILTIN: tuple[Detector, ...] = (
+    Detector("private-key", PRIVATE_KEY_BEGIN),
+    Detector(
+        "aws-access-key",
+        re.compile(rb"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])"),
+    ),
+    Detector(
+        "aws-secret-key",
+        re.compile(
+            rb"(?i:aws[_-]?secret[_-]?access[_-]?key|secret[_-]?access[_-]?key|aws[_-]?secret[_-]?key)"
+            rb"[\"']?[ \t]*[:=][ \t]*[\"']?(?P<value>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
+        ),
+        value_groups=("value",),
+    ),
+    Detector(
+        "jwt",
+        re.compile(
+            rb"(?<![" + _B64URL + rb"])eyJ[" + _B64URL + rb"]{7,1024}\.[" + _B64URL + rb"]{2,6144}"
+            rb"\.[" + _B64URL + rb"]{0,1024}(?![" + _B64URL + rb"])"
+        ),
+    ),
+    Detector(
+        "github-token",
+        re.compile(
+            rb"(?<![" + _ALNUM + rb"_])(?:gh[pousr]_[" + _ALNUM + rb"]{36,251}|github_pat_[" + _ALNUM
+            + rb"_]{22,244})(?![" + _ALNUM + rb"_])"
+        ),
+    ),
+    Detector(
+        "gitlab-token",
+        re.compile(rb"(?<![" + _ALNUM + rb"_])glpat-[" + _B64URL + rb"]{20,255}(?![" + _B64URL + rb"])"),
+    ),
+    Detector(
+        "slack-token",
+        re.compile(rb"(?<![" + _ALNUM + rb"])xox[abposr]-[" + _ALNUM + rb"\-]{10,255}(?![" + _ALNUM + rb"\-])"),
+    ),
+    Detector(
+        "card-number",
+        re.compile(
+            rb"(?<![0-9])(?:[0-9]{13,19}"
+            rb"|[0-9]{4}(?P<s1>[ -])[0-9]{4}(?P=s1)[0-9]{4}(?P=s1)[0-9]{1,7}"
+            rb"|[0-9]{4}(?P<s2>[ -])[0-9]{6}(?P=s2)[0-9]{4,5})(?![0-9])"
+        ),
+        validator=card_ok,
+    ),
+    Detector(
+        "us-ssn",
+        re.compile(rb"(?<![0-9-])(?!000|666|9)[0-9]{3}-(?!00)[0-9]{2}-(?!0000)[0-9]{4}(?![0-9-])"),
+    ),
+    Detector(
+        "password-assignment",
+        re.compile(
+            rb"(?i:" + _PASSWORD_KEYS + rb")[A-Za-z0-9_\-]{0,32}[\"']?[ \t]*(?::=|[:=])[ \t]*"
+            rb"(?:\"(?P<dq>[^\"\r\n]{1,512})\"|'(?P<sq>[^'\r\n]{1,512})'|(?P<bare>[^\s\"',;&]{1,512}))"
+        ),
+        value_groups=("dq", "sq", "bare"),
+    ),
+)
+
+BUILTIN_NAMES: tuple[str, ...] = tuple(d.name for d in BUILTIN)
+
+
+def value_span(detector: Detector, match: re.Match[bytes]) -> tuple[int, int]:
+    """The bytes to replace: the labelled value when the detector keeps its label visible."""
+    for group in detector.value_groups:
+        if match.group(group) is not None:
+            return match.span(group)
+    return match.span()
+
+
+def custom_detector(name: str, pattern: str, ignore_case: bool = False) -> Detector:
+    """A policy's own regex; `re.error` propagates so the loader can name the rule.
+
+    A group named `value` keeps the rest of the match visible. Matches spanning a line break or longer
+    than MAX_SECRET are ignored, which keeps streamed output identical to masking the whole text.
+    """
+    compiled = re.compile(pattern.encode("utf-8"), re.IGNORECASE if ignore_case else 0)
+    groups = ("value",) if "value" in compiled.groupindex else ()
+    return Detector(name, compiled, validator=_single_line, value_groups=groups, custom=True)
+
+
+def _single_line(raw: bytes) -> bool:
+    return 0 < len(raw) <= MAX_SECRET and b"\n" not in raw and b"\r" not in raw
