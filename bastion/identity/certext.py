@@ -77,7 +77,7 @@ def install() -> None:
         return
     if current is not _original:
         raise RuntimeError("SSHServerConnection._validate_openssh_certificate was replaced by someone else")
-    SSHServerConnection._validate_openssh_certificate = _validate_openssh_certificate  # type: ignore[method-assign]
+    setattr(SSHServerConnection, "_validate_openssh_certificate", _validate_openssh_certificate)  # noqa: B010
 
 
 def authorized_ca_keys(settings: IdentitySettings) -> asyncssh.SSHAuthorizedKeys:

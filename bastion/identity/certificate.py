@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import SSHCertificate, SSHCertificateType
 
@@ -104,7 +104,7 @@ def _parse(cert_blob: bytes) -> SSHCertificate:
     line = _as_line(cert_blob)
     try:
         cert = serialization.load_ssh_public_identity(line)
-    except (ValueError, TypeError, IndexError, serialization.UnsupportedAlgorithm):
+    except (ValueError, TypeError, IndexError, UnsupportedAlgorithm):
         raise IdentityRefused("bad-certificate") from None
     if not isinstance(cert, SSHCertificate):
         raise IdentityRefused("not-a-certificate")

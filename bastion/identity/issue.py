@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
@@ -110,7 +111,7 @@ def load_public_key(path: Path) -> PublicKeyTypes:
     """An OpenSSH public key file (`KEY.pub`), as `--pubkey` names it."""
     try:
         return serialization.load_ssh_public_key(path.read_bytes())
-    except (OSError, ValueError, serialization.UnsupportedAlgorithm) as exc:
+    except (OSError, ValueError, UnsupportedAlgorithm) as exc:
         raise ConfigError(f"{path}: not a readable OpenSSH public key ({exc.__class__.__name__})") from None
 
 
@@ -118,14 +119,14 @@ def load_ca_key(path: Path) -> Any:
     """The user CA's OpenSSH private key (`user_ca`), unencrypted as `bastion init` writes it."""
     try:
         return serialization.load_ssh_private_key(path.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError, serialization.UnsupportedAlgorithm) as exc:
+    except (OSError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise ConfigError(f"{path}: not a readable OpenSSH private key ({exc.__class__.__name__})") from None
 
 
 def _load_private_key(path: Path) -> Any:
     try:
         return serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError, serialization.UnsupportedAlgorithm) as exc:
+    except (OSError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise ConfigError(f"{path}: not a readable PEM private key ({exc.__class__.__name__})") from None
 
 
