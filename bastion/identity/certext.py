@@ -14,8 +14,9 @@ must treat `auth_completed`, not this hook, as the successful login. Server obje
 exactly as asyncssh behaves. Checked against asyncssh 2.24.0 only: any other version refuses to import.
 
 asyncssh must also be told to accept certificates whose principals differ from the login name (the login name
-is the target, not the agent): pass `authorized_client_keys=authorized_ca_keys(settings)` to the server, and
-return `is_trusted_ca(settings, key)` from `validate_ca_key` for certificates that list no principal.
+is the target, not the agent): pass `authorized_client_keys=authorized_ca_keys(settings)` to the server. A
+certificate that lists no principal matches no pattern and is refused (OpenSSH would take it as valid for
+every login, which is never what a CA for agents means).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Protocol
 import asyncssh
 from asyncssh.connection import SSHServerConnection
 
-from bastion.identity.keys import ca_key_lines, ca_keys
+from bastion.identity.keys import ca_key_lines
 from bastion.identity.settings import IdentitySettings
 
 SUPPORTED_ASYNCSSH = ("2.24.0",)
@@ -41,6 +42,7 @@ if asyncssh.__version__ not in SUPPORTED_ASYNCSSH:
     )
 
 _original = SSHServerConnection._validate_openssh_certificate
+_original_validate_public_key = SSHServerConnection.validate_public_key
 # (username, certificate blob) → the server's verdict, per live connection.
 _verdicts: weakref.WeakKeyDictionary[SSHServerConnection, dict[tuple[str, bytes], bool]] = (
     weakref.WeakKeyDictionary()
@@ -81,12 +83,12 @@ def install() -> None:
 
 
 def authorized_ca_keys(settings: IdentitySettings) -> asyncssh.SSHAuthorizedKeys:
-    """The trusted CAs as authorized keys; `principals="*"` lets any principal log in as any target."""
+    """The trusted CAs as `cert-authority` entries whose `principals=` patterns come from the settings.
+
+    With a `principals` option asyncssh matches the certificate's principals against the patterns instead of
+    comparing them with the login name, which here is the target.
+    """
+    patterns = ",".join(settings.principals)
     return asyncssh.import_authorized_keys(
-        "".join(f'cert-authority,principals="*" {line}\n' for line in ca_key_lines(settings))
+        "".join(f'cert-authority,principals="{patterns}" {line}\n' for line in ca_key_lines(settings))
     )
-
-
-def is_trusted_ca(settings: IdentitySettings, key: asyncssh.SSHKey) -> bool:
-    """Whether `key` is one of the trusted user CAs (for `validate_ca_key`)."""
-    return bytes(key.public_data) in ca_keys(settings)

@@ -82,12 +82,24 @@ class IdentitySettings(_Strict):
     """
 
     trusted_user_cas: list[Path] = Field(min_length=1)
+    # A certificate must name at least one principal matching these patterns. Principals never route (the
+    # login name is the target) and never identify (the token does): they only scope a CA shared with other
+    # systems, e.g. ["bastion-agent"] keeps certificates made for plain server logins out.
+    principals: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
     token_extension: str = Field(default="token@bastion", min_length=1)
     require_key_binding: bool = False
     roles_claim: str = Field(default="roles", min_length=1)
     role_map: dict[str, list[str]] = Field(default_factory=dict)
     clock_skew_s: int = Field(default=60, ge=0, le=60)
     issuers: list[IssuerSettings] = Field(min_length=1)
+
+    @field_validator("principals")
+    @classmethod
+    def _plain_patterns(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            if not pattern or any(c in pattern for c in ',"\n '):
+                raise ValueError(f"principal pattern {pattern!r} may not be empty or hold commas, quotes or spaces")
+        return patterns
 
     @field_validator("issuers")
     @classmethod
