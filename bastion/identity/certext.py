@@ -72,14 +72,30 @@ async def _validate_openssh_certificate(
     return await _original(self, username, cert)
 
 
+async def _validate_public_key(
+    self: SSHServerConnection, username: str, key_data: bytes, msg: bytes, signature: bytes
+) -> bool:
+    """After a *signed* request verifies, tell the server which certificate it was.
+
+    Unsigned queries may show any certificate (certificates are public, and the verdicts above are cached per
+    certificate); only the one whose key signed may become the connection's identity.
+    """
+    ok = await _original_validate_public_key(self, username, key_data, msg, signature)
+    hook = getattr(self.get_owner(), "certificate_authenticated", None)
+    if ok and msg and hook is not None:
+        hook(username, bytes(key_data))
+    return ok
+
+
 def install() -> None:
-    """Route OpenSSH certificates through the server object's `validate_certificate`; safe to call twice."""
+    """Route OpenSSH certificates through the server object's hooks; safe to call twice."""
     current = SSHServerConnection._validate_openssh_certificate
     if current is _validate_openssh_certificate:
         return
-    if current is not _original:
-        raise RuntimeError("SSHServerConnection._validate_openssh_certificate was replaced by someone else")
+    if current is not _original or SSHServerConnection.validate_public_key is not _original_validate_public_key:
+        raise RuntimeError("asyncssh's certificate validation was replaced by someone else")
     setattr(SSHServerConnection, "_validate_openssh_certificate", _validate_openssh_certificate)  # noqa: B010
+    setattr(SSHServerConnection, "validate_public_key", _validate_public_key)  # noqa: B010
 
 
 def authorized_ca_keys(settings: IdentitySettings) -> asyncssh.SSHAuthorizedKeys:
