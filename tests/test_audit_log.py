@@ -1,7 +1,8 @@
-"""The store-backed audit log: appends, checkpoints, several writers, failing closed, the secret guard, export."""
+"""The store-backed audit log: appends, checkpoints, several writers, failing closed, secret guard, export."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import shutil
 import subprocess
@@ -41,7 +42,9 @@ def db(db_path: Path):
 @pytest.fixture
 def key_path(tmp_path: Path) -> Path:
     path = tmp_path / "audit.key"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-m", "PKCS8", "-f", str(path)], check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-m", "PKCS8", "-f", str(path)], check=True
+    )
     return path
 
 
@@ -111,7 +114,9 @@ def test_key_errors_are_config_errors(tmp_path: Path) -> None:
 
 def test_public_key_text_matches_the_private_key(key_path: Path) -> None:
     public = load_signing_key(key_path).public_key()
-    expected = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    expected = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     assert audit_public_key_text(key_path) == expected.decode()
 
 
@@ -241,7 +246,11 @@ def test_derived_values_of_secrets_are_allowed(db, details: dict) -> None:
 
 @pytest.mark.parametrize(
     ("type_", "details"),
-    [("Session Open", {}), ("session.open", {"when": datetime.now(UTC)}), ("session.open", {"x": float("nan")})],
+    [
+        ("Session Open", {}),
+        ("session.open", {"when": datetime.now(UTC)}),
+        ("session.open", {"x": float("nan")}),
+    ],
 )
 def test_events_that_cannot_be_hashed_are_refused(db, type_: str, details: dict) -> None:
     with pytest.raises(StoreError):
@@ -268,3 +277,22 @@ def test_export_since(db) -> None:
     }
     later = list(export_events(datetime(2025, 1, 1, 1)))
     assert [e["type"] for e in later] == [EventType.AUTH_SUCCESS, EventType.SESSION_OPEN]
+
+
+async def test_usable_from_asyncio_through_threads(db, key_path: Path) -> None:
+    log = AuditLog(signing_key_path=key_path, checkpoint_every=10)
+    appends = [asyncio.to_thread(log.append, EventType.SESSION_OPEN, session_id=f"s{n}") for n in range(30)]
+    events = await asyncio.gather(*appends)
+    assert sorted(e.seq for e in events) == list(range(1, 31))
+    assert verify_audit().ok
+
+
+def test_append_inside_a_callers_transaction_commits_with_it(db) -> None:
+    log = AuditLog()
+    with db.atomic() as txn:
+        log.append(EventType.APPROVAL_APPROVED, subject="alice")
+        txn.rollback()
+    assert Event.select().count() == 0
+    with db.atomic():
+        log.append(EventType.APPROVAL_APPROVED, subject="alice")
+    assert Event.select().count() == 1 and verify_audit().ok

@@ -29,7 +29,9 @@ def db(tmp_path: Path):
 @pytest.fixture
 def key_path(tmp_path: Path) -> Path:
     path = tmp_path / "audit.key"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-m", "PKCS8", "-f", str(path)], check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-m", "PKCS8", "-f", str(path)], check=True
+    )
     return path
 
 
@@ -50,7 +52,9 @@ def workload(log: AuditLog, recordings: Path) -> None:
         log.append(EventType.AUTH_SUCCESS, subject="agent-7", details={"roles": ["ops"]})
         log.append(EventType.SESSION_OPEN, subject="agent-7", target="web-1", session_id=sid)
         decided = {"command": command, "verdict": "READ" if n == 1 else "WRITE", "decision": "allow"}
-        log.append(EventType.REQUEST_DECIDED, subject="agent-7", target="web-1", session_id=sid, details=decided)
+        log.append(
+            EventType.REQUEST_DECIDED, subject="agent-7", target="web-1", session_id=sid, details=decided
+        )
         cast = recordings / "2025" / f"{sid}.cast"
         header = {"version": 2, "width": 80, "height": 24}
         cast.write_text(json.dumps(header) + '\n[0.1, "o", "ok ✓\\r\\n"]\n')
@@ -144,7 +148,9 @@ def test_forged_checkpoint_signature(audited) -> None:
 def test_checkpoint_by_an_impostor_key_needs_the_kept_public_key(audited, key_path: Path) -> None:
     """A checkpoint re-signed with another key is self-consistent; only the real public key exposes it."""
     audited.execute_sql("DELETE FROM audit_checkpoint")
-    insert_checkpoint(sign_checkpoint(Ed25519PrivateKey.generate(), tail_event(), format_time(datetime.now(UTC))))
+    insert_checkpoint(
+        sign_checkpoint(Ed25519PrivateKey.generate(), tail_event(), format_time(datetime.now(UTC)))
+    )
     assert verify_audit().ok
     result = verify_audit(public_key=audit_public_key_text(key_path))
     assert (result.ok, result.first_bad_seq) == (False, 12)

@@ -92,7 +92,12 @@ class AuditLog:
         session_id: str | None = None,
         details: Mapping[str, Any] | None = None,
     ) -> EventRecord:
-        """Write the next event and return it as stored; StoreError when it could not be written."""
+        """Write the next event and return it as stored; StoreError when it could not be written.
+
+        Blocking and short; from asyncio call it through `asyncio.to_thread`. Call it outside any transaction
+        of your own: inside one (on SQLite a deferred one) the chain lock is not taken, so a concurrent writer
+        makes this append fail closed rather than wait.
+        """
         fields = {"subject": subject, "target": target, "session_id": session_id}
         payload = dict(details or {})
         _validate(type, payload)

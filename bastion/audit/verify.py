@@ -57,6 +57,7 @@ def verify_audit(
     without it each checkpoint is checked against the key stored beside it (`checkpoint_signature_problem`).
     """
     trusted = load_public_key(public_key) if isinstance(public_key, str) else public_key
+    # Checkpoints first: every event they cover was committed before them, so the events read next include it.
     checkpoints = store.list_checkpoints()
     verifier = ChainVerifier(checkpoints, trusted)
     claims: list[_RecordingClaim] = []
