@@ -9,9 +9,12 @@ How: `install()` wraps the private `SSHServerConnection._validate_openssh_certif
 that defines `validate_certificate(username, cert_blob) -> bool` (sync or async), the wrapper calls it with
 the certificate's SSH wire bytes *before* asyncssh's own checks, once per certificate per connection (asyncssh
 validates twice per login: query, then signed request), and a False refuses the certificate. True means only
-"this certificate and its token are acceptable": possession of the private key is proven later, so the server
-must treat `auth_completed`, not this hook, as the successful login. Server objects without the hook are left
-exactly as asyncssh behaves. Checked against asyncssh 2.24.0 only: any other version refuses to import.
+"this certificate and its token are acceptable": a client may show any number of (public) certificates in
+unsigned queries before it signs. `install()` therefore also wraps `SSHServerConnection.validate_public_key`:
+once a signature verifies it calls the server object's `certificate_authenticated(username, cert_blob)` with
+the signing key's blob (the same bytes `validate_certificate` saw when it was a certificate), and only that
+certificate may become the connection's identity. Server objects without the hooks are left exactly as
+asyncssh behaves. Checked against asyncssh 2.24.0 only: any other version refuses to import.
 
 asyncssh must also be told to accept certificates whose principals differ from the login name (the login name
 is the target, not the agent): pass `authorized_client_keys=authorized_ca_keys(settings)` to the server. A
@@ -50,9 +53,15 @@ _verdicts: weakref.WeakKeyDictionary[SSHServerConnection, dict[tuple[str, bytes]
 
 
 class CertificateValidator(Protocol):
-    """What a server object implements to see each presented certificate; False refuses it."""
+    """What a server object implements to take part in certificate authentication."""
 
-    def validate_certificate(self, username: str, cert_blob: bytes) -> bool | Awaitable[bool]: ...
+    def validate_certificate(self, username: str, cert_blob: bytes) -> bool | Awaitable[bool]:
+        """Each certificate presented, before asyncssh's own checks; False refuses it."""
+        ...
+
+    def certificate_authenticated(self, username: str, cert_blob: bytes) -> None:
+        """The key whose signature just verified: the only certificate that may become the identity."""
+        ...
 
 
 async def _validate_openssh_certificate(
@@ -92,7 +101,9 @@ def install() -> None:
     current = SSHServerConnection._validate_openssh_certificate
     if current is _validate_openssh_certificate:
         return
-    if current is not _original or SSHServerConnection.validate_public_key is not _original_validate_public_key:
+    if current is not _original or (
+        SSHServerConnection.validate_public_key is not _original_validate_public_key
+    ):
         raise RuntimeError("asyncssh's certificate validation was replaced by someone else")
     setattr(SSHServerConnection, "_validate_openssh_certificate", _validate_openssh_certificate)  # noqa: B010
     setattr(SSHServerConnection, "validate_public_key", _validate_public_key)  # noqa: B010

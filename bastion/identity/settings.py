@@ -98,7 +98,7 @@ class IdentitySettings(_Strict):
     def _plain_patterns(cls, patterns: list[str]) -> list[str]:
         for pattern in patterns:
             if not pattern or any(c in pattern for c in ',"\n '):
-                raise ValueError(f"principal pattern {pattern!r} may not be empty or hold commas, quotes or spaces")
+                raise ValueError(f"principal pattern {pattern!r}: empty, or holds a comma, quote or space")
         return patterns
 
     @field_validator("issuers")
