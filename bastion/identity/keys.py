@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jwt
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
@@ -95,7 +96,7 @@ def _read_ca_file(path: Path, _mtime: int, _size: int) -> tuple[bytes, ...]:
             continue
         try:
             key = serialization.load_ssh_public_key(line)
-        except (ValueError, TypeError, IndexError):
+        except (ValueError, TypeError, IndexError, UnsupportedAlgorithm):
             raise ConfigError(f"{path}: not an OpenSSH public key") from None
         blobs.append(ssh_public_bytes(key))
     if not blobs:
@@ -107,7 +108,7 @@ def _read_ca_file(path: Path, _mtime: int, _size: int) -> tuple[bytes, ...]:
 def _read_pem(path: Path, _mtime: int, _size: int) -> Any:
     try:
         return serialization.load_pem_public_key(path.read_bytes())
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         raise ConfigError(f"{path}: not a PEM public key") from None
 
 
