@@ -2,9 +2,13 @@
 
 Guarantee: the concatenation of everything `feed` and `flush` return equals masking the whole stream at
 once with the same flush points. With `flush` only at end of stream, chunking never changes the output,
-so a secret split across chunks that arrive within the idle window is masked. `flush` cuts the stream:
-a single-line secret split exactly across an idle flush is seen as two halves (unavoidable without
-holding output forever), while a private key block that has begun stays masked across any flush.
+so a secret split across chunks that arrive within the idle window is masked exactly as if whole.
+
+`flush` (idle or end of stream) must emit the held partial line, so a single-line secret cut by an idle
+flush has its first part shown: that is unavoidable without holding output indefinitely. The rest is
+still masked: the flushed partial line (up to MAX_SECRET bytes) is rescanned with what follows, and any
+match reaching past the flush point has its remainder replaced. A private key BEGIN marker cut by a
+flush still opens the block, so the key material after it is never shown.
 
 How: complete lines are masked as they arrive (no pattern spans a line break). A partial line is held
 back; once it reaches HOLD bytes without a line break, the masker emits a prefix ending at a point no
@@ -24,7 +28,7 @@ from bastion.masking.detectors import (
     marker,
 )
 from bastion.masking.policy import MaskingRules
-from bastion.masking.scan import collect, render, resolve, safe_cut
+from bastion.masking.scan import Candidate, collect, render, resolve, safe_cut
 
 HOLD = 32 * 1024
 OVERLAP = MAX_SECRET + 256
@@ -42,6 +46,8 @@ class Masker:
         self._detectors: tuple[Detector, ...] = tuple(d for d in rules.detectors if d.name != _KEY)
         self._buf = b""
         self._pos = 0
+        # Where the next scan starts: before _pos only right after a flush cut a line.
+        self._resume = 0
         self._in_key = False
         self._counts: dict[str, int] = {}
 
@@ -78,6 +84,8 @@ class Masker:
             if region is None:
                 break
             out.append(self._mask(*region))
+        if final and not self._in_key:
+            self._resume = self._flushed_line_start()
         self._trim()
         return b"".join(out)
 
@@ -96,36 +104,54 @@ class Masker:
         return None
 
     def _mask(self, end: int, window: bool) -> bytes:
-        buf, pos = self._buf, self._pos
-        begin = PRIVATE_KEY_BEGIN.search(buf, pos, end) if self._keys else None
+        buf, pos, scan_from = self._buf, self._pos, self._resume
+        begin = PRIVATE_KEY_BEGIN.search(buf, scan_from, end) if self._keys else None
         if begin is not None:
-            end = begin.start()
-        candidates = collect(self._detectors, buf, pos, end)
+            end = max(pos, begin.start())
+        candidates = collect(self._detectors, buf, scan_from, end)
+        if scan_from < pos:
+            candidates = _after_flush(candidates, pos)
         if window and begin is None:
             end = safe_cut(candidates, end - OVERLAP, pos)
         text = render(self._detectors, buf, pos, end, resolve(candidates, end), self._counts)
-        self._pos = end
+        self._pos = self._resume = end
         if begin is None:
             return text
         self._counts[_KEY] = self._counts.get(_KEY, 0) + 1
-        self._pos = begin.end()
+        self._pos = self._resume = begin.end()
         self._in_key = True
         return text + marker(_KEY)
+
+    def _flushed_line_start(self) -> int:
+        """Where the partial line just flushed began (at most MAX_SECRET back): rescanned with what follows."""
+        floor = max(0, self._pos - MAX_SECRET)
+        return max(floor, self._buf.rfind(b"\n", floor) + 1, self._buf.rfind(b"\r", floor) + 1)
 
     def _skip_key(self) -> bool:
         """Drops key material up to the END marker; False while END has not arrived yet."""
         found = PRIVATE_KEY_END.search(self._buf, self._pos)
         if found is None:
-            self._pos = max(self._pos, len(self._buf) - END_MARKER_MAX)
+            self._pos = self._resume = max(self._pos, len(self._buf) - END_MARKER_MAX)
             return False
-        self._pos = found.end()
+        self._pos = self._resume = found.end()
         self._in_key = False
         return True
 
     def _trim(self) -> None:
-        if self._pos > CONTEXT:
-            self._buf = self._buf[self._pos - CONTEXT :]
-            self._pos = CONTEXT
+        keep_from = self._resume - CONTEXT
+        if keep_from > 0:
+            self._buf = self._buf[keep_from:]
+            self._pos -= keep_from
+            self._resume -= keep_from
+
+
+def _after_flush(candidates: list[Candidate], pos: int) -> list[Candidate]:
+    """Matches reaching past an idle flush: only the part not yet emitted can still be masked."""
+    return [
+        c._replace(start=max(c.start, pos), value_start=max(c.value_start, pos))
+        for c in candidates
+        if c.value_end > pos
+    ]
 
 
 def mask_bytes(rules: MaskingRules, data: bytes) -> bytes:

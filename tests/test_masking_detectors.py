@@ -1,0 +1,111 @@
+"""Each built-in detector, with what it must mask and the look-alikes it must leave alone."""
+
+import pytest
+
+from bastion.masking import MaskingPolicy, mask_bytes
+from bastion.masking.detectors import card_ok, luhn_ok
+
+RULES = MaskingPolicy().for_session(["agent"], "web-1", {})
+
+# Published example values (AWS docs, jwt.io, test card numbers), never real secrets.
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+JWT = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ"
+    ".SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+)
+GH = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+
+
+def masked(text: str) -> str:
+    return mask_bytes(RULES, (text + "\n").encode()).decode()[:-1]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("key AKIAIOSFODNN7EXAMPLE end", "key [MASKED:aws-access-key] end"),
+        ("ASIAY34FZKBOKMUTVV7A", "[MASKED:aws-access-key]"),
+        (f"aws_secret_access_key = {AWS_SECRET}", "aws_secret_access_key = [MASKED:aws-secret-key]"),
+        (f"export AWS_SECRET_ACCESS_KEY={AWS_SECRET}", "export AWS_SECRET_ACCESS_KEY=[MASKED:aws-secret-key]"),
+        (f'"SecretAccessKey": "{AWS_SECRET}",', '"SecretAccessKey": "[MASKED:aws-secret-key]",'),
+        (f"Authorization: Bearer {JWT}", "Authorization: Bearer [MASKED:jwt]"),
+        (f"GITHUB_TOKEN {GH}", "GITHUB_TOKEN [MASKED:github-token]"),
+        ("gho_" + "x" * 36, "[MASKED:github-token]"),
+        ("github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz", "[MASKED:github-token]"),
+        ("remote glpat-AbCdEfGhIjKlMnOpQrSt", "remote [MASKED:gitlab-token]"),
+        ("xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx", "[MASKED:slack-token]"),
+        ("xoxp-1234567890-abcdef", "[MASKED:slack-token]"),
+        ("visa 4111111111111111 ok", "visa [MASKED:card-number] ok"),
+        ("visa 4111 1111 1111 1111", "visa [MASKED:card-number]"),
+        ("mc 5555-5555-5555-4444.", "mc [MASKED:card-number]."),
+        ("amex 3782 822463 10005", "amex [MASKED:card-number]"),
+        ("ssn 123-45-6789", "ssn [MASKED:us-ssn]"),
+        ("password=hunter2", "password=[MASKED:password-assignment]"),
+        ("export DB_PASSWORD='s3 cr3t'", "export DB_PASSWORD='[MASKED:password-assignment]'"),
+        ("passwd: letmein", "passwd: [MASKED:password-assignment]"),
+        ("  secret: abc123", "  secret: [MASKED:password-assignment]"),
+        ('{"api_key": "k-123", "user": "bob"}', '{"api_key": "[MASKED:password-assignment]", "user": "bob"}'),
+        ("curl https://x/?token=abc&page=2", "curl https://x/?token=[MASKED:password-assignment]&page=2"),
+        ("mysql --password=pw1 -u root", "mysql --password=[MASKED:password-assignment] -u root"),
+        ("CLIENT_SECRET := zzz", "CLIENT_SECRET := [MASKED:password-assignment]"),
+    ],
+)
+def test_masks_secret(text: str, expected: str) -> None:
+    assert masked(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "4111111111111112",  # fails Luhn
+        "4111 1111 1111 1112",
+        "1700000000000 1716822000123",  # epoch milliseconds
+        "commit 3f786850e387550fdab836ed7e6dc881de23001b",  # a 40-char git SHA is not an AWS secret
+        "sha256 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "id 123e4567-e89b-12d3-a456-426614174000",
+        "2024-05-17T10:22:01.123Z 10.0.12.254 192.168.1.1:8443 ::1",
+        "000-12-3456 666-12-3456 912-12-3456 123-00-4567 123-45-0000 555-123-4567",
+        "AKIAIOSFODNN7EXAMPL",  # 19 characters
+        "XAKIAIOSFODNN7EXAMPLE1",
+        "eyJhbGciOiJIUzI1NiJ9 alone",
+        "ghp_short glpat-short xoxb-",
+        "PasswordAuthentication no",
+        "[sudo] password for alice: ",
+        "password:",
+        "Token expired: yes",
+        "-----BEGIN PUBLIC KEY----- -----BEGIN CERTIFICATE-----",
+        "size=4096 bytes=1234567 port=22",
+    ],
+)
+def test_leaves_look_alike(text: str) -> None:
+    assert masked(text) == text
+
+
+@pytest.mark.parametrize(
+    "kind", ["OPENSSH PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "DSA PRIVATE KEY",
+             "ENCRYPTED PRIVATE KEY", "PRIVATE KEY", "PGP PRIVATE KEY BLOCK"],
+)
+def test_private_key_block(kind: str) -> None:
+    text = f"before\n-----BEGIN {kind}-----\nMIIEowIBAAKCAQEA\nQ2xhdWRl\n-----END {kind}-----\nafter\n"
+    assert mask_bytes(RULES, text.encode()) == b"before\n[MASKED:private-key]\nafter\n"
+
+
+def test_private_key_on_one_line_with_escaped_newlines() -> None:
+    text = b'{"key": "-----BEGIN RSA PRIVATE KEY-----\\nMIIE\\n-----END RSA PRIVATE KEY-----\\n", "n": 1}\n'
+    assert mask_bytes(RULES, text) == b'{"key": "[MASKED:private-key]\\n", "n": 1}\n'
+
+
+def test_label_stays_visible_and_value_is_masked_once() -> None:
+    assert masked("token=AKIAIOSFODNN7EXAMPLE") == "token=[MASKED:aws-access-key]"
+
+
+def test_output_that_is_not_utf8_passes_through() -> None:
+    data = b"\xff\xfe binary \x00\x80 password=\xc3\x28x\n"
+    assert mask_bytes(RULES, data) == b"\xff\xfe binary \x00\x80 password=[MASKED:password-assignment]\n"
+
+
+def test_luhn() -> None:
+    assert luhn_ok(b"79927398713")
+    assert not luhn_ok(b"79927398710")
+    assert card_ok(b"4111-1111-1111-1111")
+    assert not card_ok(b"1111111111111117")  # Luhn-valid but no card network starts with 1
