@@ -166,5 +166,5 @@ def load_masking(path: str | Path) -> MaskingPolicy:
 def _first_problem(err: ValidationError) -> str:
     problem = err.errors(include_input=False, include_url=False)[0]
     msg = problem["msg"].removeprefix("Value error, ")
-    loc = ".".join(str(part) for part in problem["loc"])
+    loc = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in problem["loc"]).lstrip(".")
     return f"{loc}: {msg}" if loc else msg
