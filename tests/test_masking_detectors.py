@@ -82,8 +82,16 @@ def test_leaves_look_alike(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "kind", ["OPENSSH PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "DSA PRIVATE KEY",
-             "ENCRYPTED PRIVATE KEY", "PRIVATE KEY", "PGP PRIVATE KEY BLOCK"],
+    "kind",
+    [
+        "OPENSSH PRIVATE KEY",
+        "RSA PRIVATE KEY",
+        "EC PRIVATE KEY",
+        "DSA PRIVATE KEY",
+        "ENCRYPTED PRIVATE KEY",
+        "PRIVATE KEY",
+        "PGP PRIVATE KEY BLOCK",
+    ],
 )
 def test_private_key_block(kind: str) -> None:
     text = f"before\n-----BEGIN {kind}-----\nMIIEowIBAAKCAQEA\nQ2xhdWRl\n-----END {kind}-----\nafter\n"

@@ -108,8 +108,8 @@ BUILTIN: tuple[Detector, ...] = (
     Detector(
         "github-token",
         re.compile(
-            rb"(?<![" + _ALNUM + rb"_])(?:gh[pousr]_[" + _ALNUM + rb"]{36,251}|github_pat_[" + _ALNUM
-            + rb"_]{22,244})(?![" + _ALNUM + rb"_])"
+            rb"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,244})"
+            rb"(?![A-Za-z0-9_])"
         ),
         hints=(b"gh", b"github_pat_"),
     ),
