@@ -1,0 +1,82 @@
+"""`bastion serve`: run the gateway until SIGTERM or SIGINT, then drain."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from bastion.audit.log import AuditLog
+from bastion.cli.common import open_config
+from bastion.config import Config, parse_listen
+from bastion.errors import BastionError
+from bastion.gateway.context import Gateway
+from bastion.gateway.server import start_server
+from bastion.identity.certificate import authenticate
+from bastion.store.revocations import StoreRevocations
+
+log = logging.getLogger("bastion.serve")
+
+
+def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    parser = verbs.add_parser("serve", parents=[common], help="run the gateway")
+    parser.add_argument("--listen", metavar="HOST:PORT", help="default: server.listen from the config")
+    parser.add_argument("--verbose", "-v", action="count", default=0, help="log more (-vv: asyncssh too)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = open_config(args)
+    logging.getLogger("bastion").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    if args.verbose > 1:
+        logging.getLogger("asyncssh").setLevel(logging.INFO)
+    try:
+        host, port = parse_listen(args.listen or config.server.listen)
+    except ValueError as exc:
+        raise BastionError(f"--listen: {exc}") from None
+    return asyncio.run(serve(config, host, port))
+
+
+async def serve(config: Config, host: str, port: int) -> int:
+    audit = AuditLog(signing_key_path=config.path(config.audit_key))
+    revocations = StoreRevocations()
+    gateway = Gateway(config, lambda blob: authenticate(blob, config.identity, revocations), audit.append)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        acceptor = await start_server(gateway, host, port)
+    except OSError as exc:
+        raise BastionError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    bound = acceptor.sockets[0].getsockname()
+    gateway.event("server.start", details={"listen": f"{bound[0]}:{bound[1]}", "pid": gateway.pid})
+    print(f"bastion: listening on {bound[0]}:{bound[1]}", file=sys.stderr, flush=True)
+    background = [
+        asyncio.ensure_future(gateway.flush_recordings(config.server.recording_flush_s)),
+        asyncio.ensure_future(_checkpoints(audit)),
+    ]
+    await stop.wait()
+    print("bastion: stopping; draining live sessions", file=sys.stderr, flush=True)
+    acceptor.close()
+    await gateway.drain(config.server.grace_period_s)
+    for task in background:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    gateway.event("server.stop", details={"pid": gateway.pid})
+    audit.close()
+    gateway.close()
+    return 0
+
+
+async def _checkpoints(audit: AuditLog) -> None:
+    while True:
+        await asyncio.sleep(5)
+        try:
+            audit.maybe_checkpoint()
+        except BastionError as exc:
+            log.error("audit checkpoint failed: %s", exc)

@@ -1,0 +1,104 @@
+"""bastion.yaml: one pydantic model, validated on every load; relative paths are relative to the file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bastion.errors import ConfigError
+from bastion.identity.settings import IdentitySettings
+
+DEFAULT_CONFIG = "bastion.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+class ServerSettings(_Strict):
+    listen: str = "127.0.0.1:2222"
+    host_key: Path = Path("host_key")
+    grace_period_s: float = Field(default=30.0, ge=0)
+    login_timeout_s: float = Field(default=30.0, gt=0)
+    keepalive_interval_s: float = Field(default=30.0, ge=0)
+    recording_flush_s: float = Field(default=0.2, gt=0, le=5)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+
+class UpstreamSettings(_Strict):
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    keepalive_interval_s: float = Field(default=30.0, ge=0)
+
+
+class DemoIssuerSettings(_Strict):
+    """The demo token issuer `bastion init` creates (for `bastion token issue`)."""
+
+    issuer: str
+    key: Path
+
+
+class Config(_Strict):
+    database: str = "bastion.db"
+    recordings_dir: Path = Path("recordings")
+    policies_dir: Path = Path("policies")
+    secrets_key: Path = Path("secrets.key")
+    audit_key: Path = Path("audit.key")
+    server: ServerSettings = ServerSettings()
+    upstream: UpstreamSettings = UpstreamSettings()
+    identity: IdentitySettings
+    demo_issuer: DemoIssuerSettings | None = None
+
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    def path(self, value: Path) -> Path:
+        return value if value.is_absolute() else self.base_dir / value
+
+    @property
+    def database_url(self) -> str:
+        if "://" in self.database:
+            return self.database
+        return str(self.path(Path(self.database)))
+
+
+def config_path(explicit: str | None) -> Path:
+    return Path(explicit or os.environ.get("BASTION_CONFIG") or DEFAULT_CONFIG)
+
+
+def load_config(path: Path) -> Config:
+    try:
+        raw: Any = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file (run 'bastion init --dir DIR' or pass --config)") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    base = path.resolve().parent
+    try:
+        config = Config.model_validate({**raw, "base_dir": base})
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_first_error(exc)}") from None
+    config.identity = config.identity.resolve(base)
+    return config
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(part) for part in err["loc"]) or "(top level)"
+    return f"{where}: {err['msg']}"

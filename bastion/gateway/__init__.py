@@ -1,0 +1,1 @@
+"""The asyncssh edge: authentication hooks, session relay, upstream connections, admin subcommands."""

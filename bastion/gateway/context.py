@@ -1,0 +1,112 @@
+"""What every connection of one bastion process shares: config, stores, live sessions, and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from bastion.config import Config
+from bastion.identity.model import Identity, IdentityRefused
+from bastion.secrets import SecretBox
+
+if TYPE_CHECKING:
+    from bastion.gateway.server import AgentConnection
+    from bastion.gateway.sessions import LiveSession
+
+log = logging.getLogger("bastion.gateway")
+T = TypeVar("T")
+
+
+class Gateway:
+    def __init__(self, config: Config, authenticator: Callable[[bytes], Identity], audit: Any) -> None:
+        self.config = config
+        self.box = SecretBox(config.path(config.secrets_key))
+        self.recordings = config.path(config.recordings_dir)
+        self.pid = os.getpid()
+        self.connections: set[AgentConnection] = set()
+        self.live: set[LiveSession] = set()
+        self.draining = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._authenticator = authenticator
+        self._audit = audit
+        # One thread owns database access: the event loop never blocks on a lock held by another process.
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bastion-db")
+
+    async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._db, lambda: fn(*args, **kwargs))
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Runs `coro` in the background, keeping a reference until it is done."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def verify(self, cert_blob: bytes, *, peer: str, login: str) -> Identity:
+        """Checks a presented certificate and its token; a refusal is audited and re-raised."""
+        try:
+            return self._authenticator(cert_blob)
+        except IdentityRefused as exc:
+            details = {"reason": exc.reason, "peer": peer, **exc.context}
+            log.warning("authentication refused for %s from %s: %s", login, peer, exc.reason)
+            self.event("auth.failure", subject=str(exc.context.get("subject", "")) or None, target=login,
+                       details=details)
+            raise
+
+    def authenticated(self, identity: Identity, *, peer: str, login: str) -> None:
+        self.event(
+            "auth.success",
+            subject=identity.subject,
+            target=login,
+            details={
+                "peer": peer,
+                "key_fingerprint": identity.key_fingerprint,
+                "cert_serial": identity.cert_serial,
+                "cert_key_id": identity.cert_key_id,
+                "jti": identity.jti,
+                "roles": sorted(identity.roles),
+                "expires": identity.expires.isoformat(),
+            },
+        )
+
+    def event(self, kind: str, **fields: Any) -> None:
+        self._audit(kind, **fields)
+
+    def schedule_expiry(self, conn: AgentConnection) -> asyncio.TimerHandle:
+        assert conn.identity is not None
+        delay = (conn.identity.expires - datetime.now(UTC)).total_seconds()
+        return asyncio.get_running_loop().call_later(max(0.0, delay), self._expire, conn)
+
+    def _expire(self, conn: AgentConnection) -> None:
+        for session in [s for s in self.live if s.connection is conn]:
+            session.relay.fail("token expired", 255)
+        if conn.conn is not None:
+            conn.conn.close()
+
+    async def flush_recordings(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            for session in list(self.live):
+                session.relay.flush()
+
+    async def drain(self, grace: float) -> None:
+        """Lets live sessions finish for `grace` seconds, then ends the rest with a line to the agent."""
+        self.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self.live and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for session in list(self.live):
+            session.relay.fail("the bastion is shutting down", 255)
+        while any(s.closing for s in list(self.live)):
+            await asyncio.sleep(0.02)
+        for conn in list(self.connections):
+            if conn.conn is not None:
+                conn.conn.close()
+
+    def close(self) -> None:
+        self._db.shutdown(wait=True)

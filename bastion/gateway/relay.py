@@ -1,0 +1,337 @@
+"""One agent channel relayed to one upstream channel, recorded as it goes.
+
+Flow control is the channels' own: when the agent reads slowly, asyncssh calls `pause_writing` on the agent
+session and the relay stops reading upstream (so upstream sshd stops sending once its window is used up); when
+the target reads stdin slowly, the relay stops reading from the agent. Memory stays bounded by the SSH
+windows, whatever the speeds. Data arriving before the upstream channel is open is held and reading paused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import asyncssh
+
+from bastion.errors import StoreError
+from bastion.gateway import compat
+from bastion.recording import CastEncoder, RecordingSink
+
+log = logging.getLogger("bastion.relay")
+
+EXTENDED_STDERR = asyncssh.EXTENDED_DATA_STDERR
+
+
+class Relay:
+    """Moves bytes between `agent` and `upstream` channels and records them; `on_done` runs once at the end."""
+
+    def __init__(
+        self,
+        agent: asyncssh.SSHServerChannel[bytes],
+        sink: RecordingSink,
+        encoder: CastEncoder,
+        on_done: Callable[[int | None, str | None], None],
+    ) -> None:
+        self.agent = agent
+        self.upstream: asyncssh.SSHClientChannel[bytes] | None = None
+        self._sink = sink
+        self._encoder = encoder
+        self._on_done = on_done
+        self._held_input: list[bytes] = []
+        self._held_eof = False
+        self._exit_status: int | None = None
+        self._exit_signal: tuple[str, bool, str, str] | None = None
+        self._done = False
+        self._closer: Callable[[], Any] | None = None
+        # asyncssh's is_closing() is already true after write_eof(), when exit status must still be sent.
+        self._agent_closed = False
+
+    # agent side
+
+    def agent_data(self, data: bytes) -> None:
+        if self._done:
+            return
+        if self.upstream is None:
+            self._held_input.append(data)
+            self.agent.pause_reading()
+            return
+        self._record(self._encoder.input(time.monotonic(), data))
+        self.upstream.write(data)
+
+    def agent_eof(self) -> None:
+        if self.upstream is None:
+            self._held_eof = True
+        else:
+            self.upstream.write_eof()
+
+    def agent_resize(self, cols: int, rows: int, pixwidth: int, pixheight: int) -> None:
+        self._record(self._encoder.resize(time.monotonic(), cols, rows))
+        if self.upstream is not None:
+            self.upstream.change_terminal_size(cols, rows, pixwidth, pixheight)
+
+    def agent_signal(self, signal: str) -> None:
+        if self.upstream is not None:
+            self.upstream.send_signal(signal)
+
+    def agent_break(self, msec: int) -> None:
+        if self.upstream is not None:
+            self.upstream.send_break(msec)
+
+    def agent_eow(self) -> None:
+        if self.upstream is not None:
+            compat.send_eow(self.upstream)
+
+    def agent_paused(self, paused: bool) -> None:
+        if self.upstream is None:
+            return
+        if paused:
+            self.upstream.pause_reading()
+        else:
+            self.upstream.resume_reading()
+
+    def agent_lost(self) -> None:
+        self._agent_closed = True
+        if self.upstream is not None:
+            self.upstream.close()
+        self.finish()
+
+    # upstream side
+
+    def attach(self, upstream: asyncssh.SSHClientChannel[bytes]) -> None:
+        """The upstream channel is open: release what the agent sent meanwhile."""
+        self.upstream = upstream
+        held, self._held_input = self._held_input, []
+        for data in held:
+            self.agent_data(data)
+        if self._held_eof:
+            upstream.write_eof()
+        self.agent.resume_reading()
+
+    def upstream_data(self, data: bytes, datatype: int | None) -> None:
+        if self._done:
+            return
+        self.emit(data, datatype)
+
+    def upstream_exit(self, status: int | None, signal: tuple[str, bool, str, str] | None) -> None:
+        self._exit_status, self._exit_signal = status, signal
+
+    def upstream_paused(self, paused: bool) -> None:
+        if paused:
+            self.agent.pause_reading()
+        else:
+            self.agent.resume_reading()
+
+    def upstream_closed(self) -> None:
+        if self._done:
+            return
+        if self._exit_signal is not None:
+            signal, core, msg, lang = self._exit_signal
+            self.finish(lambda: self.agent.exit_with_signal(signal, core, msg, lang))
+        elif self._exit_status is not None:
+            status = self._exit_status
+            self.finish(lambda: self.agent.exit(status))
+        else:
+            self.finish(self.agent.close)
+
+    # both
+
+    def emit(self, data: bytes, datatype: int | None = None) -> None:
+        """Sends output to the agent and records it (stdout and stderr both become `o` events)."""
+        self._record(self._encoder.output(time.monotonic(), data))
+        if not self._agent_closed:
+            self.agent.write(data, datatype)
+
+    def fail(self, message: str, status: int) -> None:
+        """Ends the session from the bastion's side with one `bastion:` line on stderr."""
+        line = f"bastion: {message}\r\n" if self.agent.get_terminal_type() else f"bastion: {message}\n"
+        if not self._done:
+            try:
+                self._record(self._encoder.output(time.monotonic(), line.encode()))
+            except StoreError:
+                log.error("recording failed while reporting: %s", message)
+        if not self._agent_closed:
+            self.agent.write(line.encode(), EXTENDED_STDERR)
+        if self.upstream is not None:
+            self.upstream.close()
+        self.finish(lambda: self.agent.exit(status))
+
+    def flush(self) -> None:
+        try:
+            self._sink.flush()
+        except StoreError as exc:
+            self.fail(f"{exc}; session stopped", 255)
+
+    @property
+    def exit_status(self) -> int | None:
+        return self._exit_status
+
+    @property
+    def exit_signal(self) -> str | None:
+        return self._exit_signal[0] if self._exit_signal else None
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def finish(self, closer: Callable[[], Any] | None = None) -> None:
+        """Stops relaying; `on_done` finalizes the recording and rows, then calls `release_agent`.
+
+        The agent gets its exit status only after the session is on record, so whoever reads the audit
+        trail after `ssh` returns finds the session closed.
+        """
+        if self._done:
+            return
+        self._done = True
+        self._closer = closer
+        self._on_done(self._exit_status, self.exit_signal)
+
+    def release_agent(self) -> None:
+        if self._closer is not None:
+            self._close_agent(self._closer)
+
+    def _record(self, line: bytes) -> None:
+        if self._done:
+            return
+        try:
+            self._sink.write(line)
+        except StoreError as exc:
+            self.fail(f"{exc}; session stopped", 255)
+
+    def agent_eof_sent(self) -> None:
+        """Upstream's stdout ended: pass the EOF on; the channel stays open for the exit status."""
+        if not self._agent_closed:
+            self.agent.write_eof()
+
+    def _close_agent(self, closer: Callable[[], Any]) -> None:
+        if not self._agent_closed:
+            self._agent_closed = True
+            closer()
+
+
+class AgentChannelSession(asyncssh.SSHServerSession[bytes]):
+    """asyncssh callbacks of the agent's channel, turned into relay calls once the relay exists."""
+
+    def __init__(self, start: Callable[[AgentChannelSession], Any]) -> None:
+        self._start = start
+        self.chan: asyncssh.SSHServerChannel[bytes] | None = None
+        self.relay: Relay | None = None
+        self.kind = "shell"
+        self.command: str | None = None
+        self.term: tuple[str, tuple[int, int, int, int], dict[int, int]] | None = None
+        self.task: asyncio.Task[Any] | None = None
+        self._early: list[bytes] = []
+        self._early_eof = False
+
+    def connection_made(self, chan: asyncssh.SSHChannel[bytes]) -> None:
+        self.chan = chan  # type: ignore[assignment]
+
+    def pty_requested(self, term_type: str, term_size: tuple[int, int, int, int], term_modes: Any) -> bool:
+        self.term = (term_type, term_size, term_modes)
+        return True
+
+    def shell_requested(self) -> bool:
+        self.kind = "shell"
+        return True
+
+    def exec_requested(self, command: str) -> bool:
+        self.kind, self.command = "exec", command
+        return True
+
+    def subsystem_requested(self, subsystem: str) -> bool:
+        self.kind, self.command = "subsystem", subsystem
+        return True
+
+    def session_started(self) -> None:
+        self.task = asyncio.ensure_future(self._start(self))
+
+    def bind(self, relay: Relay) -> None:
+        self.relay = relay
+        for data in self._early:
+            relay.agent_data(data)
+        self._early.clear()
+        if self._early_eof:
+            relay.agent_eof()
+
+    def data_received(self, data: bytes, datatype: int | None) -> None:
+        if self.relay is None:
+            self._early.append(data)
+            assert self.chan is not None
+            self.chan.pause_reading()
+        else:
+            self.relay.agent_data(data)
+
+    def eof_received(self) -> bool:
+        if self.relay is None:
+            self._early_eof = True
+        else:
+            self.relay.agent_eof()
+        return True
+
+    def pause_writing(self) -> None:
+        if self.relay:
+            self.relay.agent_paused(True)
+
+    def resume_writing(self) -> None:
+        if self.relay:
+            self.relay.agent_paused(False)
+
+    def terminal_size_changed(self, width: int, height: int, pixwidth: int, pixheight: int) -> None:
+        if self.relay:
+            self.relay.agent_resize(width, height, pixwidth, pixheight)
+        elif self.term:
+            self.term = (self.term[0], (width, height, pixwidth, pixheight), self.term[2])
+
+    def signal_received(self, signal: str) -> None:
+        if self.relay:
+            self.relay.agent_signal(signal)
+
+    def break_received(self, msec: int) -> bool:
+        if self.relay:
+            self.relay.agent_break(msec)
+        return True
+
+    def eow_received(self) -> None:
+        if self.relay:
+            self.relay.agent_eow()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.relay:
+            self.relay.agent_lost()
+        elif self.task is not None and not self.task.done():
+            self.task.cancel()
+
+
+class UpstreamChannelSession(asyncssh.SSHClientSession[bytes]):
+    """asyncssh callbacks of the upstream channel, turned into relay calls."""
+
+    def __init__(self, relay: Relay) -> None:
+        self._relay = relay
+        self._status: int | None = None
+        self._signal: tuple[str, bool, str, str] | None = None
+
+    def data_received(self, data: bytes, datatype: int | None) -> None:
+        self._relay.upstream_data(data, datatype)
+
+    def eof_received(self) -> bool:
+        self._relay.agent_eof_sent()
+        return True
+
+    def pause_writing(self) -> None:
+        self._relay.upstream_paused(True)
+
+    def resume_writing(self) -> None:
+        self._relay.upstream_paused(False)
+
+    def exit_status_received(self, status: int) -> None:
+        self._status = status
+        self._relay.upstream_exit(status, self._signal)
+
+    def exit_signal_received(self, signal: str, core_dumped: bool, msg: str, lang: str) -> None:
+        self._signal = (signal, core_dumped, msg, lang)
+        self._relay.upstream_exit(self._status, self._signal)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._relay.upstream_closed()

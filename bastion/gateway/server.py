@@ -1,0 +1,152 @@
+"""The asyncssh server: who may connect, and what each channel request turns into.
+
+Authentication is by OpenSSH user certificate only. The trusted CAs are given to asyncssh as `cert-authority`
+entries with `principals="…"` patterns (identity.principals, default "*"): the certificate must name at least
+one principal matching them, and the login name is *not* compared with the principals, because the login name
+selects the target while the certificate is per agent. A certificate with no principals at all is refused
+(OpenSSH would take it as valid for every login). Who the agent is comes from the token inside the certificate,
+checked by `bastion.identity` before authentication succeeds. Passwords, keyboard-interactive and plain keys
+are refused; forwarding of every kind is refused and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncssh
+
+from bastion.gateway.context import Gateway
+from bastion.gateway.relay import AgentChannelSession
+from bastion.gateway.sessions import start_channel
+from bastion.identity import certext
+from bastion.identity.model import Identity, IdentityRefused
+
+log = logging.getLogger("bastion.server")
+
+# Offered to agents in this order; OpenSSH clients pick by their own order, so this mostly sets what is allowed.
+SERVER_CIPHERS = (
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+    "chacha20-poly1305@openssh.com",
+    "aes128-ctr",
+    "aes192-ctr",
+    "aes256-ctr",
+)
+
+
+class AgentConnection(asyncssh.SSHServer):
+    """One agent's SSH connection: authentication state and channel requests."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.conn: asyncssh.SSHServerConnection | None = None
+        self.login = ""
+        self.peer = "?"
+        self.identity: Identity | None = None
+        self._verified: dict[bytes, Identity] = {}
+        self.channels: set[AgentChannelSession] = set()
+        self._expiry: asyncio.TimerHandle | None = None
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self.conn = conn
+        peer = conn.get_extra_info("peername") or ("?", 0)
+        self.peer = f"{peer[0]}:{peer[1]}"
+        self.gateway.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.gateway.connections.discard(self)
+        if self._expiry is not None:
+            self._expiry.cancel()
+
+    def begin_auth(self, username: str) -> bool:
+        self.login = username
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return False
+
+    def kbdint_auth_supported(self) -> bool:
+        return False
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        log.info("refused plain public key from %s for %s: only certificates are accepted", self.peer, username)
+        return False
+
+    def validate_ca_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        return False
+
+    def validate_certificate(self, username: str, cert_blob: bytes) -> bool:
+        """Called by `certext` for each certificate presented, before authentication can succeed."""
+        try:
+            self._verified[cert_blob] = self.gateway.verify(cert_blob, peer=self.peer, login=username)
+        except IdentityRefused:
+            return False
+        return True
+
+    def certificate_authenticated(self, username: str, cert_blob: bytes) -> None:
+        """Called by `certext` once a signature by this certificate's key has verified.
+
+        Only this certificate's identity counts: a client may show other (public) certificates in queries
+        before it signs with its own, and none of those may lend it their identity.
+        """
+        self.identity = self._verified.get(cert_blob)
+
+    def auth_completed(self) -> None:
+        if self.identity is None or self.conn is None:
+            log.error("authentication completed without a verified certificate; closing %s", self.peer)
+            if self.conn is not None:
+                self.conn.close()
+            return
+        self._verified.clear()
+        self.gateway.authenticated(self.identity, peer=self.peer, login=self.login)
+        self._expiry = self.gateway.schedule_expiry(self)
+
+    def session_requested(self) -> AgentChannelSession:
+        return AgentChannelSession(lambda session: start_channel(self, session))
+
+    def connection_requested(self, dest_host: str, dest_port: int, orig_host: str, orig_port: int) -> bool:
+        self._refused(f"port forwarding to {dest_host}:{dest_port}")
+        return False
+
+    def server_requested(self, listen_host: str, listen_port: int) -> bool:
+        self._refused(f"remote port forwarding on {listen_host}:{listen_port}")
+        return False
+
+    def unix_connection_requested(self, dest_path: str) -> bool:
+        self._refused("unix socket forwarding")
+        return False
+
+    def unix_server_requested(self, listen_path: str) -> bool:
+        self._refused("remote unix socket forwarding")
+        return False
+
+    def _refused(self, what: str) -> None:
+        subject = self.identity.subject if self.identity else "?"
+        log.warning("refused %s for %s on %s from %s", what, subject, self.login, self.peer)
+        self.gateway.event(
+            "request.refused", subject=subject, target=self.login, details={"request": what, "peer": self.peer}
+        )
+
+
+async def start_server(gateway: Gateway, host: str, port: int) -> asyncssh.SSHAcceptor:
+    certext.install()
+    server = gateway.config.server
+    return await asyncssh.create_server(
+        lambda: AgentConnection(gateway),
+        host,
+        port,
+        server_host_keys=[str(gateway.config.path(server.host_key))],
+        authorized_client_keys=certext.authorized_ca_keys(gateway.config.identity),
+        agent_forwarding=False,
+        x11_forwarding=False,
+        allow_pty=True,
+        line_editor=False,
+        encoding=None,
+        login_timeout=server.login_timeout_s,
+        keepalive_interval=server.keepalive_interval_s,
+        encryption_algs=list(SERVER_CIPHERS),
+    )

@@ -1,0 +1,181 @@
+"""Opening a channel: route to the target, open the recording and the session row, connect upstream, relay.
+
+Anything that cannot be recorded, stored or audited stops the channel before a byte reaches the target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import asyncssh
+
+from bastion.errors import BastionError, Refused, StoreError
+from bastion.gateway import upstream
+from bastion.gateway.relay import EXTENDED_STDERR, AgentChannelSession, Relay, UpstreamChannelSession
+from bastion.recording import CastEncoder, CastHeader, RecordingSink
+from bastion.store import sessions as session_store
+from bastion.store import targets as target_store
+
+if TYPE_CHECKING:
+    from bastion.gateway.server import AgentConnection
+
+log = logging.getLogger("bastion.sessions")
+
+PASSED_ENV = ("TERM", "LANG")
+DEFAULT_SIZE = (80, 24)
+EXIT_DENIED = 77
+EXIT_FAILURE = 255
+
+
+@dataclass(eq=False)
+class LiveSession:
+    id: str
+    connection: AgentConnection
+    relay: Relay
+    upstream_conn: asyncssh.SSHClientConnection | None = None
+    closing: bool = True
+    started: float = field(default_factory=time.monotonic)
+
+
+def new_session_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(4)
+
+
+def passed_env(requested: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """Splits the agent's env requests into what goes upstream and what is refused (BASTION_* are ours)."""
+    kept, refused = {}, []
+    for name, value in requested.items():
+        if name in PASSED_ENV or name.startswith("LC_"):
+            kept[name] = value
+        elif not name.startswith("BASTION_"):
+            refused.append(name)
+    return kept, refused
+
+
+def refuse(chan: asyncssh.SSHServerChannel[bytes], message: str, status: int) -> None:
+    eol = "\r\n" if chan.get_terminal_type() else "\n"
+    if not chan.is_closing():
+        chan.write(f"bastion: {message}{eol}".encode(), EXTENDED_STDERR)
+        chan.exit(status)
+
+
+async def start_channel(conn: AgentConnection, channel: AgentChannelSession) -> None:
+    chan = channel.chan
+    assert chan is not None and conn.identity is not None
+    try:
+        await _start(conn, channel, chan)
+    except asyncio.CancelledError:
+        raise
+    except Refused as exc:
+        refuse(chan, str(exc), EXIT_FAILURE)
+    except BastionError as exc:
+        refuse(chan, str(exc), EXIT_FAILURE)
+    except Exception:
+        log.exception("session start failed for %s on %s", conn.identity.subject, conn.login)
+        refuse(chan, "internal error; the session was not started", EXIT_FAILURE)
+
+
+async def _start(conn: AgentConnection, channel: AgentChannelSession, chan: asyncssh.SSHServerChannel[bytes]) -> None:
+    gateway = conn.gateway
+    identity = conn.identity
+    assert identity is not None
+    if gateway.draining:
+        raise BastionError("the bastion is shutting down")
+    if channel.kind == "subsystem":
+        conn._refused(f"subsystem {channel.command}")
+        refuse(chan, f"denied: subsystem '{channel.command}' on {conn.login} (default: subsystems are refused)",
+               EXIT_DENIED)
+        return
+    target = await gateway.db(target_store.find, conn.login)
+    if target is None:
+        raise BastionError(f"unknown target '{conn.login}'")
+    env, refused_env = passed_env(dict(chan.get_environment()))
+    if refused_env:
+        conn._refused(f"environment {', '.join(sorted(refused_env))}")
+
+    session_id = new_session_id()
+    relative = Path(session_id[:8]) / f"{session_id}.cast"
+    sink = RecordingSink(gateway.recordings / relative)
+    cols, rows = channel.term[1][:2] if channel.term else DEFAULT_SIZE
+    title = f"{identity.subject}@{target.name}: {channel.command if channel.kind == 'exec' else 'shell'}"
+    term_type = channel.term[0] if channel.term else None
+    start = time.monotonic()
+    try:
+        sink.write(CastHeader(cols or 80, rows or 24, int(time.time()), title,
+                              {"TERM": term_type or "", "SHELL": "/bin/bash"}).encode())
+        sink.flush()
+        await gateway.db(session_store.open_session, session_id, subject=identity.subject, target=target.name,
+                         kind=channel.kind, command=channel.command, recording=str(relative), pid=gateway.pid)
+    except Exception:
+        sink.close()
+        raise StoreError("cannot record this session; refused") from None
+
+    live: LiveSession | None = None
+
+    def done(status: int | None, signal: str | None) -> None:
+        assert live is not None
+        conn.gateway.spawn(_finish(conn, live, sink, relative, status, signal))
+
+    relay = Relay(chan, sink, CastEncoder(start), done)
+    live = LiveSession(session_id, conn, relay, closing=False)
+    gateway.live.add(live)
+    gateway.event("session.open", subject=identity.subject, target=target.name, session_id=session_id,
+                  details={"kind": channel.kind, "command": channel.command, "recording": str(relative)})
+    channel.bind(relay)
+    try:
+        live.upstream_conn = await upstream.connect(
+            target, gateway.box, timeout=gateway.config.upstream.connect_timeout_s,
+            keepalive=gateway.config.upstream.keepalive_interval_s)
+        term_size = channel.term[1] if channel.term else None
+        upstream_chan, _ = await live.upstream_conn.create_session(
+            lambda: UpstreamChannelSession(relay),
+            channel.command if channel.kind == "exec" else None,
+            term_type=term_type,
+            term_size=term_size,
+            term_modes=channel.term[2] if channel.term else None,
+            env=env,
+            encoding=None,
+        )
+    except BastionError as exc:
+        relay.fail(str(exc), EXIT_FAILURE)
+        return
+    except (OSError, asyncssh.Error) as exc:
+        relay.fail(f"target {target.name} refused the session: {getattr(exc, 'reason', exc)}", EXIT_FAILURE)
+        return
+    except asyncio.CancelledError:
+        relay.agent_lost()
+        raise
+    if relay.done:
+        upstream_chan.close()
+        return
+    relay.attach(upstream_chan)
+
+
+async def _finish(conn: AgentConnection, live: LiveSession, sink: RecordingSink, relative: Path,
+                  status: int | None, signal: str | None) -> None:
+    gateway = conn.gateway
+    live.closing = True
+    try:
+        if live.upstream_conn is not None:
+            live.upstream_conn.close()
+        digest = sink.close()
+        await gateway.db(session_store.close_session, live.id, exit_status=status, exit_signal=signal,
+                         sha256=digest, size=sink.size)
+        gateway.event("session.close", subject=conn.identity.subject if conn.identity else None,
+                      target=conn.login, session_id=live.id,
+                      details={"exit_status": status, "exit_signal": signal, "recording": str(relative),
+                               "recording_sha256": digest, "recording_size": sink.size,
+                               "duration_s": round(time.monotonic() - live.started, 3)})
+    except Exception:
+        log.exception("closing session %s failed", live.id)
+    finally:
+        gateway.live.discard(live)
+        live.closing = False
+        live.relay.release_agent()

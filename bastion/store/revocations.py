@@ -1,0 +1,61 @@
+"""Revoked token ids, certificate serials and key fingerprints; checked at every login and channel open."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import peewee
+
+from bastion.store.db import BaseModel, register
+
+KINDS = ("jti", "serial", "key")
+
+
+@register
+class RevocationRow(BaseModel):
+    kind = peewee.CharField()
+    value = peewee.CharField()
+    created = peewee.DateTimeField()
+    reason = peewee.TextField(default="")
+
+    class Meta:
+        table_name = "revocations"
+        indexes = ((("kind", "value"), True),)
+
+
+@dataclass(frozen=True)
+class Revocation:
+    kind: str
+    value: str
+    created: datetime
+    reason: str
+
+
+def add(kind: str, value: str, reason: str = "") -> bool:
+    """Records a revocation; False when it was already there."""
+    assert kind in KINDS
+    try:
+        RevocationRow.create(kind=kind, value=value, created=datetime.now(UTC), reason=reason)
+    except peewee.IntegrityError:
+        return False
+    return True
+
+
+def all_revocations() -> list[Revocation]:
+    query = RevocationRow.select().order_by(RevocationRow.created)
+    return [Revocation(r.kind, r.value, r.created, r.reason) for r in query]
+
+
+class StoreRevocations:
+    """The identity core's RevocationCheck, backed by the shared database (so every process sees it at once)."""
+
+    def is_revoked(self, jti: str | None, serial: int, key_fingerprint: str) -> bool:
+        wanted = [("serial", str(serial)), ("key", key_fingerprint)]
+        if jti:
+            wanted.append(("jti", jti))
+        clause = None
+        for kind, value in wanted:
+            one = (RevocationRow.kind == kind) & (RevocationRow.value == value)
+            clause = one if clause is None else clause | one
+        return RevocationRow.select().where(clause).exists()
