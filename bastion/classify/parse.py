@@ -1,0 +1,78 @@
+"""One shared tree-sitter parser and the checks that make its tree trustworthy.
+
+tree-sitter recovers from errors; bash does not. Any ERROR or MISSING node, and any text the tree
+does not account for, means the tree may not be what bash will run, so the command is UNKNOWN.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from itertools import pairwise
+
+import tree_sitter_bash
+from tree_sitter import Language, Node, Parser, Tree
+
+MAX_BYTES = 16 * 1024
+MAX_SIMPLE_COMMANDS = 256
+MAX_DEPTH = 8
+
+_LANGUAGE = Language(tree_sitter_bash.language())
+_local = threading.local()
+# Only space, tab, newline (and a backslash-newline) separate words for bash; tree-sitter's idea of
+# whitespace is broader, so any other control character is refused before parsing.
+_BAD_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_GAP = re.compile(r"(?:[ \t]|\\\n)*")
+
+
+class Unparsable(Exception):
+    """The text cannot be parsed into a tree that provably matches bash's reading of it."""
+
+
+def parser() -> Parser:
+    """tree-sitter parsers are not thread-safe; keep one per thread and reuse it."""
+    p = getattr(_local, "parser", None)
+    if p is None:
+        p = _local.parser = Parser(_LANGUAGE)
+    return p
+
+
+def parse(text: str) -> Tree:
+    if len(text) > MAX_BYTES:
+        raise Unparsable(f"the command is longer than {MAX_BYTES // 1024} KiB")
+    bad = _BAD_CHARS.search(text)
+    if bad:
+        raise Unparsable(f"control character {bad.group()!r} in the command")
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Unparsable("the command is not valid UTF-8") from None
+    if len(data) > MAX_BYTES:
+        raise Unparsable(f"the command is longer than {MAX_BYTES // 1024} KiB")
+    tree = parser().parse(data)
+    if tree.root_node.has_error:
+        raise Unparsable(f"bash syntax error near {_first_error(tree.root_node)!r}")
+    return tree
+
+
+def _first_error(node: Node) -> str:
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if n.is_error or n.is_missing:
+            return (n.text or b"").decode("utf-8", "replace")[:40] or n.type
+        stack.extend(reversed(n.children))
+    return node.type
+
+
+def separated_by_blanks(source: bytes, nodes: list[Node]) -> bool:
+    """True when only blanks lie between consecutive nodes, as bash needs to split them there."""
+    for prev, nxt in pairwise(nodes):
+        gap = source[prev.end_byte : nxt.start_byte].decode("utf-8", "replace")
+        if not _GAP.fullmatch(gap):
+            return False
+    return True
+
+
+def text_of(node: Node) -> str:
+    return (node.text or b"").decode("utf-8")

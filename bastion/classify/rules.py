@@ -1,0 +1,146 @@
+"""The read and write allowlists (policies/commands.yaml) as validated, pre-indexed objects.
+
+Option names ending in ``=`` take a value (``-k=`` accepts ``-k2`` and ``-k 2``; ``--key=`` accepts
+``--key=2`` and ``--key 2``); names ending in ``?`` take an optional value that must be attached.
+Everything is indexed once at load so that classifying a command does no per-call set building.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bastion.errors import ConfigError
+
+Kind = Literal["flag", "value", "optional"]
+HANDLERS = ("find", "sed", "awk", "tar", "shell", "wrapper", "xargs", "git", "fd", "test", "kv")
+_OPTION_RE = re.compile(r"^(-[^-\s=?]|--?[A-Za-z0-9][A-Za-z0-9_.-]*)[=?]?$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProgramRule(_Strict):
+    """How one read program (or one of its subcommands) may be called and still only read."""
+
+    name: str = ""
+    style: Literal["gnu", "plain"] = "gnu"
+    any_flags: bool = False
+    flags: list[str] = Field(default_factory=list)
+    write: dict[str, str] = Field(default_factory=dict)
+    numeric: bool = False
+    operands: Literal["any", "none", "static"] = "any"
+    max_operands: int | None = None
+    operand_pattern: str | None = None
+    operand_reason: str = "this operand changes state"
+    requires: list[str] = Field(default_factory=list)
+    requires_reason: str = ""
+    operands_require: list[str] = Field(default_factory=list)
+    handler: str | None = None
+    shell: Literal["bash", "posix", "zsh"] | None = None
+    skip_operands: int = 0
+    kv_allow: list[str] = Field(default_factory=list)
+    subcommands: dict[str, ProgramRule] = Field(default_factory=dict)
+    write_subcommands: dict[str, str] = Field(default_factory=dict)
+    bare: bool = True
+
+    # Derived indexes, filled by _index(); excluded from validation input.
+    options: dict[str, Kind] = Field(default_factory=dict, exclude=True)
+    longs: tuple[str, ...] = Field(default=(), exclude=True)
+    write_longs: tuple[str, ...] = Field(default=(), exclude=True)
+
+    @field_validator("flags")
+    @classmethod
+    def _option_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not _OPTION_RE.match(name):
+                raise ValueError(f"not an option name: {name!r}")
+        return names
+
+    @field_validator("handler")
+    @classmethod
+    def _known_handler(cls, handler: str | None) -> str | None:
+        if handler is not None and handler not in HANDLERS:
+            raise ValueError(f"unknown handler {handler!r} (known: {', '.join(HANDLERS)})")
+        return handler
+
+    def _index(self, name: str) -> ProgramRule:
+        options: dict[str, Kind] = {}
+        for spec in [*self.flags, *self.write]:
+            options[spec.rstrip("=?")] = _kind(spec)
+        write = {spec.rstrip("=?"): reason for spec, reason in self.write.items()}
+        subs = {key: sub._index(f"{name} {key}") for key, sub in self.subcommands.items()}
+        return self.model_copy(
+            update={
+                "name": name,
+                "options": options,
+                "write": write,
+                "longs": tuple(sorted(o for o in options if o.startswith("--"))),
+                "write_longs": tuple(sorted(o for o in write if o.startswith("--"))),
+                "subcommands": subs,
+            }
+        )
+
+
+def _kind(spec: str) -> Kind:
+    if spec.endswith("="):
+        return "value"
+    if spec.endswith("?"):
+        return "optional"
+    return "flag"
+
+
+class CommandRules(_Strict):
+    """The whole commands.yaml: read programs, write programs, and the environment that may be set."""
+
+    version: Literal[1] = 1
+    source: str = "policies/commands.yaml"
+    path_dirs: list[str] = Field(default_factory=lambda: ["/bin", "/usr/bin", "/sbin", "/usr/sbin"])
+    assignments: list[str] = Field(default_factory=list)
+    read: dict[str, ProgramRule] = Field(default_factory=dict)
+    write: dict[str, str] = Field(default_factory=dict)
+
+    def indexed(self) -> CommandRules:
+        overlap = sorted(set(self.read) & set(self.write))
+        if overlap:
+            raise ValueError(f"programs on both the read and the write list: {', '.join(overlap)}")
+        return self.model_copy(update={"read": {k: v._index(k) for k, v in self.read.items()}})
+
+    def assignment_allowed(self, name: str) -> bool:
+        return any(
+            name == allowed or (allowed.endswith("*") and name.startswith(allowed[:-1])) for allowed in self.assignments
+        )
+
+
+def load_rules(path: Path) -> CommandRules:
+    """Read and validate commands.yaml; raise ConfigError naming the bad key."""
+    path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    return _load_cached(str(path.resolve()), stat.st_mtime_ns, stat.st_size, f"{path.parent.name}/{path.name}")
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path: str, _mtime: int, _size: int, label: str) -> CommandRules:
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{label}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{label}: expected a mapping at the top level")
+    try:
+        return CommandRules.model_validate({**data, "source": label}).indexed()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise ConfigError(f"{label}: {where}: {err['msg']}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{label}: {exc}") from None

@@ -1,0 +1,116 @@
+"""Programs whose arguments form a language of their own: find, fd, tar (here) and sed, awk (scripts.py).
+
+find and fd run commands (-exec, --exec); those commands are judged like any other, except that a
+shell is refused there: the file name substituted for ``{}`` could land inside its script.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bastion.classify.options import cite, parse_options
+from bastion.classify.rules import ProgramRule
+from bastion.classify.scripts import awk, sed
+from bastion.classify.words import Word
+
+if TYPE_CHECKING:
+    from bastion.classify.walker import Walker
+
+__all__ = ["awk", "fd", "find", "sed", "tar"]
+
+_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "csh", "tcsh", "fish", "busybox"})
+_FIND_EXEC = frozenset({"-exec", "-execdir", "-ok", "-okdir"})
+_FIND_OPERATORS = frozenset({"!", "(", ")", ",", "-a", "-o", "-not", "-and", "-or"})
+
+
+def _exec(w: Walker, rule: ProgramRule, command: list[Word], placeholder: Word) -> None:
+    from bastion.classify.programs import check_argv, program_name
+
+    if not command:
+        w.unknown(f"'{rule.name}' runs an empty command")
+        return
+    name = program_name(w, command[0])
+    if name is None:
+        return
+    if name in _SHELLS:
+        w.unknown(f"'{rule.name}' runs the shell '{name}' on file names it substitutes")
+        return
+    check_argv(w, [placeholder if word.text == "{}" else word for word in command])
+
+
+def find(w: Walker, rule: ProgramRule, args: list[Word]) -> None:
+    """find [-H -L -P -Olevel -D opts] [paths…] [expression]; every primary is checked against the rule."""
+    i = 0
+    while (i < len(args) and args[i].text in ("-H", "-L", "-P")) or (
+        i < len(args) and (args[i].text or "").startswith(("-O", "-D"))
+    ):
+        i += 2 if args[i].text == "-D" else 1
+    paths_safe = True
+    while i < len(args):
+        word = args[i]
+        if word.text is None:
+            if word.may_flag:
+                w.unknown("a path given to 'find' known only at run time may become an expression")
+                return
+            paths_safe = paths_safe and not word.splits
+        elif word.text.startswith("-") or word.text in _FIND_OPERATORS:
+            break
+        i += 1
+    placeholder = Word(None, "./" if paths_safe else "", False, not paths_safe)
+    while i < len(args):
+        i = _find_primary(w, rule, args, i, placeholder)
+
+
+def _find_primary(w: Walker, rule: ProgramRule, args: list[Word], i: int, placeholder: Word) -> int:
+    word = args[i]
+    text = word.text
+    if text is None:
+        w.unknown("a 'find' expression word known only at run time may become a primary")
+        return len(args)
+    if text in _FIND_OPERATORS:
+        return i + 1
+    reason = rule.write.get(text)
+    if reason is not None:
+        w.f.add_write(f"'find {text}' {reason} {cite(w, rule)}")
+    if text in _FIND_EXEC:
+        end = i + 1
+        while end < len(args) and args[end].text not in (";", "+"):
+            end += 1
+        if reason is None:
+            _exec(w, rule, args[i + 1 : end], placeholder)
+        return end + 1
+    kind = rule.options.get(text)
+    if kind is None:
+        w.unknown(f"'find {text}' is not an allowed primary")
+        return len(args)
+    if kind == "value":
+        if i + 1 < len(args) and args[i + 1].splits:
+            w.unknown(f"the argument of 'find {text}' may split into several words at run time")
+        return i + 2
+    return i + 1
+
+
+def fd(w: Walker, rule: ProgramRule, args: list[Word]) -> None:
+    """fd's -x/--exec and -X/--exec-batch take the rest of the line (or up to ';') as a command."""
+    for i, word in enumerate(args):
+        if word.text in ("-x", "--exec", "-X", "--exec-batch"):
+            end = next((j for j in range(i + 1, len(args)) if args[j].text == ";"), len(args))
+            parse_options(w, rule, args[:i])
+            _exec(w, rule, args[i + 1 : end], Word(None, "", False, True))
+            if end + 1 < len(args):
+                fd(w, rule, args[end + 1 :])
+            return
+    parse_options(w, rule, args)
+
+
+def tar(w: Walker, rule: ProgramRule, args: list[Word]) -> None:
+    """Only listing an archive reads; a remote archive name (host:file) runs rsh/ssh."""
+    if args and args[0].text is not None and not args[0].text.startswith("-"):
+        args = [Word("-" + args[0].text, "-" + args[0].text), *args[1:]]  # old-style bundled options
+    parsed = parse_options(w, rule, args)
+    if not any(flag in parsed.seen for flag in rule.requires):
+        w.f.add_write(f"'tar' without -t {rule.requires_reason} {cite(w, rule)}")
+    archive = parsed.seen.get("-f") or parsed.seen.get("--file")
+    remote = archive is not None and (archive.text is None or ":" in archive.text)
+    if remote and not (archive.text or "").startswith("/"):  # type: ignore[union-attr]
+        w.unknown("'tar -f' with a name that may be host:file contacts another host")
