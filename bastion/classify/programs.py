@@ -19,7 +19,7 @@ from bastion.classify.words import Word
 if TYPE_CHECKING:
     from bastion.classify.walker import Walker
 
-_NAME = re.compile(r"[A-Za-z0-9_.+:\[\]-][A-Za-z0-9_.+:\[\]/-]*")
+_NAME = re.compile(r"[A-Za-z0-9_.+:\[\]/-]+")
 _ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=")
 
 

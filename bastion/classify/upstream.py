@@ -42,7 +42,8 @@ def fixed_environment() -> dict[str, str]:
         "GIT_OPTIONAL_LOCKS": "0",
         "GIT_TERMINAL_PROMPT": "0",
         "GIT_CONFIG_COUNT": str(len(GIT_NEUTRAL)),
-        "GIT_CONFIG_PARAMETERS": " ".join(shlex.quote(f"{k}={v}") for k, v in GIT_NEUTRAL),
+        # git's own format for -c propagation, read by git versions older than GIT_CONFIG_COUNT (2.31)
+        "GIT_CONFIG_PARAMETERS": " ".join(f"'{k}={v}'" for k, v in GIT_NEUTRAL),
     }
     for i, (key, value) in enumerate(GIT_NEUTRAL):
         env[f"GIT_CONFIG_KEY_{i}"] = key

@@ -133,8 +133,13 @@ class Walker(WordDecoder):
                 self.unknown(f"unsupported assignment {_t(node)[:40]!r}")
 
     def refuse(self, node: Node) -> None:
-        words = _t(node).split(None, 1)
-        self.unknown(f"{words[0] if words else node.type!r} changes the shell itself")
+        """declare/export/unset/…, and function definitions (which could shadow a read program)."""
+        word = node.children[0].type if node.children else node.type
+        reason = self.ctx.rules.write.get(word)
+        if reason is not None and node.type != "function_definition":
+            self.f.add_write(f"'{word}' {reason} ({self.ctx.rules.source}: {word})")
+        else:
+            self.unknown(f"{_t(node).split(None, 1)[0]!r} defines a function, which can shadow any command")
 
     def test_command(self, node: Node) -> None:
         if self.dialect != "bash":

@@ -1,0 +1,158 @@
+"""Every program on the read list has a READ and a WRITE example; every write program is WRITE."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bastion.classify import classify, load_rules
+
+ROOT = Path(__file__).resolve().parents[1]
+RULES = load_rules(ROOT / "policies/commands.yaml")
+
+# program: (a READ use, a WRITE or UNKNOWN use)
+EXAMPLES: dict[str, tuple[str, str]] = {
+    "ls": ("ls -la /var/log", "ls > listing"),
+    "cat": ("cat /etc/hostname", "cat a >> b"),
+    "tac": ("tac f", "tac f > g"),
+    "head": ("head -n 10 f", "head -5 f > g"),
+    "tail": ("tail -100 /var/log/syslog", "tail f $(rm x)"),
+    "wc": ("wc -l f", "wc -l f > g"),
+    "cut": ("cut -d: -f1 /etc/passwd", "cut -f1 f >| g"),
+    "tr": ("tr a-z A-Z < f", "tr a b < f > g"),
+    "nl": ("nl f", "nl f > g"),
+    "rev": ("rev f", "rev f > g"),
+    "fold": ("fold -w 80 f", "fold f > g"),
+    "paste": ("paste a b", "paste a b > c"),
+    "column": ("column -t f", "column -t f > g"),
+    "comm": ("comm a b", "comm a b > c"),
+    "join": ("join a b", "join a b > c"),
+    "expand": ("expand f", "expand f > g"),
+    "diff": ("diff -u a b", "diff a b > c"),
+    "cmp": ("cmp a b", "cmp a b > c"),
+    "grep": ("grep -rn TODO --include=*.py .", "grep x f > g"),
+    "egrep": ("egrep 'a|b' f", "egrep a f > g"),
+    "fgrep": ("fgrep a f", "fgrep a f > g"),
+    "rg": ("rg -i error /var/log", "rg --pre ./x pattern"),
+    "od": ("od -c f", "od f > g"),
+    "hexdump": ("hexdump -C f", "hexdump f > g"),
+    "strings": ("strings f", "strings f > g"),
+    "xxd": ("xxd -l 120 f", "xxd f out"),
+    "file": ("file f", "file -C -m magic"),
+    "stat": ("stat -c %s f", "stat f > g"),
+    "readlink": ("readlink -f f", "readlink f > g"),
+    "realpath": ("realpath f", "realpath f > g"),
+    "basename": ("basename /a/b", "basename a > g"),
+    "dirname": ("dirname /a/b", "dirname a > g"),
+    "du": ("du -sh /var", "du > g"),
+    "df": ("df -h", "df > g"),
+    "tree": ("tree -L 2", "tree -o out.txt"),
+    "sort": ("sort -k2,2 f", "sort -o out f"),
+    "uniq": ("uniq -c f", "uniq in out"),
+    "shuf": ("shuf -n 3 f", "shuf -o out f"),
+    "base64": ("base64 -d f", "base64 --output out f"),
+    "sha256sum": ("sha256sum -c SUMS", "sha256sum f > SUMS"),
+    "sha1sum": ("sha1sum f", "sha1sum f > g"),
+    "sha512sum": ("sha512sum f", "sha512sum f > g"),
+    "md5sum": ("md5sum f", "md5sum f > g"),
+    "cksum": ("cksum f", "cksum f > g"),
+    "jq": ("jq .a x.json", "jq .a x.json > y"),
+    "yq": ("yq .a x.yaml", "yq -i '.a = 1' x.yaml"),
+    "zcat": ("zcat a.gz", "zcat a.gz > a"),
+    "gzip": ("gzip -dc a.gz", "gzip -d a.gz"),
+    "unzip": ("unzip -l a.zip", "unzip a.zip"),
+    "tar": ("tar -tvzf a.tgz", "tar -xf a.tar"),
+    "dd": ("dd if=/etc/hostname status=none", "dd if=a of=b"),
+    "sed": ("sed -n 1p f", "sed -i s/a/b/ f"),
+    "awk": ("awk '{print $1}' f", "awk '{system(\"id\")}' f"),
+    "gawk": ("gawk 'NR > 5' f", "gawk '{print > \"out\"}' f"),
+    "mawk": ("mawk '{print}' f", "mawk '{print | \"sh\"}' f"),
+    "find": ("find . -name '*.log' -mtime -7", "find . -delete"),
+    "fd": ("fd -t f --exec cat {}", "fd -x rm {}"),
+    "echo": ("echo hello", "echo hi > f"),
+    "printf": ("printf '%s\\n' a", "printf -v x %s a"),
+    "true": ("true", "true > f"),
+    "false": ("false || ls", "false > f"),
+    ":": (":", ": > f"),
+    "pwd": ("pwd", "pwd > f"),
+    "cd": ("cd /tmp && ls", "cd /tmp && rm x"),
+    "test": ("test -f /etc/passwd", "test -v 'a[$(id)]'"),
+    "[": ("[ -d /tmp ]", "[ -R x ]"),
+    "expr": ("expr 1 + 1", "expr 1 > f"),
+    "seq": ("seq 10", "seq 10 > f"),
+    "sleep": ("sleep 1", "sleep 1 > f"),
+    "which": ("which ls", "which ls > f"),
+    "type": ("type ls", "type ls > f"),
+    "printenv": ("printenv HOME", "printenv > f"),
+    "id": ("id -u", "id > f"),
+    "whoami": ("whoami", "whoami > f"),
+    "groups": ("groups", "groups > f"),
+    "tty": ("tty", "tty > f"),
+    "nproc": ("nproc", "nproc > f"),
+    "getent": ("getent passwd root", "getent passwd > f"),
+    "locale": ("locale", "locale > f"),
+    "uname": ("uname -a", "uname > f"),
+    "uptime": ("uptime", "uptime > f"),
+    "free": ("free -m", "free > f"),
+    "vmstat": ("vmstat 1 5", "vmstat > f"),
+    "w": ("w", "w > f"),
+    "who": ("who", "who > f"),
+    "last": ("last -n 5", "last > f"),
+    "lsblk": ("lsblk", "lsblk > f"),
+    "lscpu": ("lscpu", "lscpu > f"),
+    "ps": ("ps aux", "ps > f"),
+    "date": ("date +%F", "date -s '2020-01-01'"),
+    "hostname": ("hostname -f", "hostname evil"),
+    "dmesg": ("dmesg -T", "dmesg -C"),
+    "ss": ("ss -tlnp", "ss -K dst 1.2.3.4"),
+    "journalctl": ("journalctl -u ssh -n 50", "journalctl --vacuum-size=1M"),
+    "sysctl": ("sysctl net.ipv4.ip_forward", "sysctl -w net.ipv4.ip_forward=1"),
+    "systemctl": ("systemctl status ssh", "systemctl restart ssh"),
+    "ip": ("ip -br addr show", "ip route add 10.0.0.0/8 via 192.0.2.1"),
+    "lsof": ("lsof -i :22", "lsof > f"),
+    "netstat": ("netstat -tlnp", "netstat > f"),
+    "dpkg": ("dpkg -l", "dpkg -i x.deb"),
+    "rpm": ("rpm -qa", "rpm -e pkg"),
+    "crontab": ("crontab -l", "crontab -r"),
+    "docker": ("docker logs --tail 100 web", "docker rm -f web"),
+    "kubectl": ("kubectl get pods -A", "kubectl delete pod x"),
+    "git": ("git log --oneline -5", "git push"),
+    "env": ("env", "env -i rm x"),
+    "timeout": ("timeout 5 cat f", "timeout 5 rm f"),
+    "nice": ("nice ls", "nice rm f"),
+    "nohup": ("nohup ls", "nohup rm f"),
+    "stdbuf": ("stdbuf -oL cat f", "stdbuf -oL rm f"),
+    "time": ("time ls", "time rm f"),
+    "command": ("command -v ls", "command rm f"),
+    "builtin": ("builtin echo hi", "builtin eval 'rm f'"),
+    "watch": ("watch -n 5 df -h", "watch rm f"),
+    "xargs": ("find . -print0 | xargs -0 grep -l x", "find . | xargs rm"),
+    "bash": ("bash -c 'ls | wc -l'", "bash -c 'rm f'"),
+    "sh": ("sh -c 'ls'", "sh -c 'ls > f'"),
+    "dash": ("dash -c 'ls'", "dash -c 'rm f'"),
+    "zsh": ("zsh -c 'ls -la'", "zsh -c 'ls *(e:rm:)'"),
+}
+
+
+def test_every_read_program_has_examples() -> None:
+    assert sorted(set(RULES.read) - set(EXAMPLES)) == []
+
+
+@pytest.mark.parametrize(("program", "read", "write"), [(p, r, w) for p, (r, w) in EXAMPLES.items()])
+def test_read_example_is_read(program: str, read: str, write: str) -> None:
+    verdict = classify(read, RULES)
+    assert verdict.is_read, verdict.reasons
+
+
+@pytest.mark.parametrize(("program", "read", "write"), [(p, r, w) for p, (r, w) in EXAMPLES.items()])
+def test_write_example_is_not_read(program: str, read: str, write: str) -> None:
+    verdict = classify(write, RULES)
+    assert not verdict.is_read, verdict.reasons
+
+
+@pytest.mark.parametrize("program", sorted(RULES.write))
+def test_write_list_program_is_write_with_reason(program: str) -> None:
+    verdict = classify(f"{program} x", RULES)
+    assert verdict.verdict == "WRITE"
+    assert f"'{program}'" in verdict.reasons[0] and "policies/commands.yaml" in verdict.reasons[0]
