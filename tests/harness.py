@@ -154,7 +154,7 @@ class Bastion:
         return issue_token(self.dir / "issuer.key", iss=DEMO_ISSUER, sub=subject, roles=roles, ttl=ttl, **kw)
 
     def agent(self, subject: str, roles: list[str] | None = None, *, token: str | None = None,
-              ca: Path | None = None, validity: str = "+1h", principals: str | None = None,
+              ca: Path | None = None, validity: str = "+1h", principals: str | None = "",
               extension: str = "token@bastion", serial: int | None = None) -> Agent:
         """An agent key and a certificate signed by real `ssh-keygen -s` carrying its token."""
         home = self.root / "agents"
@@ -162,8 +162,9 @@ class Bastion:
         key = home / f"{subject}-{len(list(home.iterdir()))}"
         keygen(key)
         token = token if token is not None else self.token(subject, roles or ["reader"])
-        cmd = ["ssh-keygen", "-q", "-s", str(ca or self.dir / "user_ca"), "-I", subject,
-               "-n", principals or subject, "-V", validity]
+        cmd = ["ssh-keygen", "-q", "-s", str(ca or self.dir / "user_ca"), "-I", subject, "-V", validity]
+        if principals is not None:  # None: a certificate with no principals at all
+            cmd += ["-n", principals or subject]
         if serial is not None:
             cmd += ["-z", str(serial)]
         if extension:

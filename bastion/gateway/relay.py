@@ -42,6 +42,7 @@ class Relay:
         self._on_done = on_done
         self._held_input: list[bytes] = []
         self._held_eof = False
+        self._held_size: tuple[int, int, int, int] | None = None
         self._exit_status: int | None = None
         self._exit_signal: tuple[str, bool, str, str] | None = None
         self._done = False
@@ -69,7 +70,9 @@ class Relay:
 
     def agent_resize(self, cols: int, rows: int, pixwidth: int, pixheight: int) -> None:
         self._record(self._encoder.resize(time.monotonic(), cols, rows))
-        if self.upstream is not None:
+        if self.upstream is None:
+            self._held_size = (cols, rows, pixwidth, pixheight)
+        else:
             self.upstream.change_terminal_size(cols, rows, pixwidth, pixheight)
 
     def agent_signal(self, signal: str) -> None:
@@ -106,6 +109,8 @@ class Relay:
         held, self._held_input = self._held_input, []
         for data in held:
             self.agent_data(data)
+        if self._held_size is not None:
+            upstream.change_terminal_size(*self._held_size)
         if self._held_eof:
             upstream.write_eof()
         self.agent.resume_reading()
