@@ -12,7 +12,7 @@ import re
 from typing import TYPE_CHECKING
 
 from bastion.classify import special
-from bastion.classify.options import cite, parse_options
+from bastion.classify.options import Parsed, cite, parse_options
 from bastion.classify.rules import ProgramRule
 from bastion.classify.words import Word
 
@@ -66,7 +66,7 @@ def check_program(w: Walker, rule: ProgramRule, args: list[Word]) -> None:
         check_operands(w, rule, parse_options(w, rule, args))
 
 
-def check_operands(w: Walker, rule: ProgramRule, parsed) -> None:
+def check_operands(w: Walker, rule: ProgramRule, parsed: Parsed) -> None:
     if rule.requires and not any(flag in parsed.seen for flag in rule.requires):
         w.f.add_write(f"'{rule.name}' without {' or '.join(rule.requires)} {rule.requires_reason} {cite(w, rule)}")
     operands = parsed.operands
