@@ -7,10 +7,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from bastion.cli import init, serve, target
+from bastion.cli import audit, init, replay, serve, target
 from bastion.errors import BastionError
 
-VERB_GROUPS = (init, serve, target)
+VERB_GROUPS = (init, serve, target, audit, replay)
 
 
 def build_parser() -> argparse.ArgumentParser:
