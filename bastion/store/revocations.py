@@ -44,7 +44,13 @@ def add(kind: str, value: str, reason: str = "") -> bool:
 
 def all_revocations() -> list[Revocation]:
     query = RevocationRow.select().order_by(RevocationRow.created)
-    return [Revocation(r.kind, r.value, r.created, r.reason) for r in query]
+    return [Revocation(r.kind, r.value, _aware(r.created), r.reason) for r in query]
+
+
+def _aware(value: datetime | str) -> datetime:
+    """SQLite hands an aware timestamp back as its text; a naive one (PostgreSQL `timestamp`) is taken as UTC."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class StoreRevocations:
