@@ -16,6 +16,7 @@ import logging
 
 import asyncssh
 
+from bastion.errors import StoreError
 from bastion.gateway.context import Gateway
 from bastion.gateway.relay import AgentChannelSession
 from bastion.gateway.sessions import start_channel
@@ -47,6 +48,7 @@ class AgentConnection(asyncssh.SSHServer):
         self._verified: dict[bytes, Identity] = {}
         self.channels: set[AgentChannelSession] = set()
         self._expiry: asyncio.TimerHandle | None = None
+        self.audit_failure: str | None = None  # auth.success could not be written: every channel is refused
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self.conn = conn
@@ -102,7 +104,11 @@ class AgentConnection(asyncssh.SSHServer):
                 self.conn.close()
             return
         self._verified.clear()
-        self.gateway.authenticated(self.identity, peer=self.peer, login=self.login)
+        try:
+            self.gateway.authenticated(self.identity, peer=self.peer, login=self.login)
+        except StoreError as exc:
+            log.error("authentication of %s from %s could not be audited: %s", self.identity.subject, self.peer, exc)
+            self.audit_failure = str(exc)
         self._expiry = self.gateway.schedule_expiry(self)
 
     def session_requested(self) -> AgentChannelSession:

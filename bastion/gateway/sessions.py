@@ -86,6 +86,8 @@ async def _start(conn: AgentConnection, channel: AgentChannelSession, chan: asyn
     gateway = conn.gateway
     identity = conn.identity
     assert identity is not None
+    if conn.audit_failure is not None:
+        raise StoreError("the audit log cannot be written; no session was opened")
     if gateway.draining:
         raise BastionError("the bastion is shutting down")
     if channel.kind == "subsystem":
@@ -113,9 +115,11 @@ async def _start(conn: AgentConnection, channel: AgentChannelSession, chan: asyn
         sink.flush()
         await gateway.db(session_store.open_session, session_id, subject=identity.subject, target=target.name,
                          kind=channel.kind, command=channel.command, recording=str(relative), pid=gateway.pid)
+        gateway.event("session.open", subject=identity.subject, target=target.name, session_id=session_id,
+                      details={"kind": channel.kind, "command": channel.command, "recording": str(relative)})
     except Exception:
         sink.close()
-        raise StoreError("cannot record this session; refused") from None
+        raise StoreError("cannot record or audit this session; refused") from None
 
     live: LiveSession | None = None
 
@@ -126,8 +130,6 @@ async def _start(conn: AgentConnection, channel: AgentChannelSession, chan: asyn
     relay = Relay(chan, sink, CastEncoder(start), done)
     live = LiveSession(session_id, conn, relay, closing=False)
     gateway.live.add(live)
-    gateway.event("session.open", subject=identity.subject, target=target.name, session_id=session_id,
-                  details={"kind": channel.kind, "command": channel.command, "recording": str(relative)})
     channel.bind(relay)
     try:
         live.upstream_conn = await upstream.connect(
