@@ -22,6 +22,7 @@ from bastion.gateway.relay import EXTENDED_STDERR, AgentChannelSession, Relay, U
 from bastion.recording import CastEncoder, CastHeader, RecordingSink
 from bastion.store import sessions as session_store
 from bastion.store import targets as target_store
+from bastion.store.revocations import StoreRevocations
 
 if TYPE_CHECKING:
     from bastion.gateway.server import AgentConnection
@@ -90,6 +91,18 @@ async def _start(conn: AgentConnection, channel: AgentChannelSession, chan: asyn
         raise StoreError("the audit log cannot be written; no session was opened")
     if gateway.draining:
         raise BastionError("the bastion is shutting down")
+    # Revocation and expiry reach live connections too: every new channel re-checks the identity.
+    expired = identity.expires <= datetime.now(UTC)
+    if expired or await gateway.db(StoreRevocations().is_revoked, identity.jti, identity.cert_serial,
+                                   identity.key_fingerprint):
+        gateway.event("auth.failure", subject=identity.subject, target=conn.login,
+                      details={"reason": "expired" if expired else "revoked", "stage": "channel", "peer": conn.peer,
+                               "key_fingerprint": identity.key_fingerprint, "cert_serial": identity.cert_serial,
+                               "cert_key_id": identity.cert_key_id, "jti": identity.jti})
+        refuse(chan, "token expired" if expired else "credentials revoked", EXIT_FAILURE)
+        if conn.conn is not None:
+            conn.conn.close()
+        return
     if channel.kind == "subsystem":
         conn._refused(f"subsystem {channel.command}")
         refuse(chan, f"denied: subsystem '{channel.command}' on {conn.login} (default: subsystems are refused)",
