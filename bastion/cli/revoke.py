@@ -21,7 +21,7 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
         "revoke", parents=[common], help="revoke a token id, certificate serial or key; 'revoke list' shows them",
         usage="%(prog)s (--jti ID | --serial N | --key-fingerprint SHA256:…) [--reason TEXT]\n"
               "       %(prog)s list")
-    parser.add_argument("action", nargs="?", choices=["list"], help="list what is revoked")
+    parser.add_argument("action", nargs="?", choices=["list"], metavar="list", help="list what is revoked")
     what = parser.add_mutually_exclusive_group()
     what.add_argument("--jti", metavar="ID", help="the token's jti claim")
     what.add_argument("--serial", metavar="N", help="the certificate's serial (as ssh-keygen -L shows it)")
