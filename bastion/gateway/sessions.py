@@ -6,6 +6,7 @@ Anything that cannot be recorded, stored or audited stops the channel before a b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -33,6 +34,7 @@ PASSED_ENV = ("TERM", "LANG")
 DEFAULT_SIZE = (80, 24)
 EXIT_DENIED = 77
 EXIT_FAILURE = 255
+CHANNEL_CLOSE_WAIT_S = 5.0
 
 
 @dataclass(eq=False)
@@ -41,7 +43,6 @@ class LiveSession:
     connection: AgentConnection
     relay: Relay
     upstream_conn: asyncssh.SSHClientConnection | None = None
-    closing: bool = True
     started: float = field(default_factory=time.monotonic)
 
 
@@ -100,6 +101,10 @@ async def _start(conn: AgentConnection, channel: AgentChannelSession, chan: asyn
                                "key_fingerprint": identity.key_fingerprint, "cert_serial": identity.cert_serial,
                                "cert_key_id": identity.cert_key_id, "jti": identity.jti})
         refuse(chan, "token expired" if expired else "credentials revoked", EXIT_FAILURE)
+        # Closing the connection at once could overtake the line: a multiplexing client drops what it had not
+        # yet written out when the connection goes, so wait for the client to close the channel first.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(chan.wait_closed(), CHANNEL_CLOSE_WAIT_S)
         if conn.conn is not None:
             conn.conn.close()
         return
@@ -141,7 +146,7 @@ async def _start(conn: AgentConnection, channel: AgentChannelSession, chan: asyn
         conn.gateway.spawn(_finish(conn, live, sink, relative, status, signal))
 
     relay = Relay(chan, sink, CastEncoder(start), done)
-    live = LiveSession(session_id, conn, relay, closing=False)
+    live = LiveSession(session_id, conn, relay)
     gateway.live.add(live)
     channel.bind(relay)
     try:
@@ -176,7 +181,6 @@ async def _start(conn: AgentConnection, channel: AgentChannelSession, chan: asyn
 async def _finish(conn: AgentConnection, live: LiveSession, sink: RecordingSink, relative: Path,
                   status: int | None, signal: str | None) -> None:
     gateway = conn.gateway
-    live.closing = True
     try:
         if live.upstream_conn is not None:
             live.upstream_conn.close()
@@ -192,5 +196,4 @@ async def _finish(conn: AgentConnection, live: LiveSession, sink: RecordingSink,
         log.exception("closing session %s failed", live.id)
     finally:
         gateway.live.discard(live)
-        live.closing = False
         live.relay.release_agent()
