@@ -5,6 +5,10 @@ asyncssh does not implement OpenSSH's `eow@openssh.com` ("end of write"): when t
 Without a handler, the upstream command would run on forever. asyncssh dispatches a channel request to a
 `_process_<name>_request` method of the channel, so the handler is added to the server channel class and
 the bastion passes the request on upstream, where sshd closes the command's stdout (it gets SIGPIPE).
+
+OpenSSH's client sends eow only to peers whose banner matches `OpenSSH*` (its SSH_NEW_OPENSSH compat flag),
+so the bastion's banner starts with "OpenSSH" and names itself after it. That prefix matches none of the
+patterns OpenSSH keeps for old releases' bugs, so no workaround is switched on.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from asyncssh.packet import SSHPacket
 
 if asyncssh.__version__ != "2.24.0":
     raise ImportError(f"bastion.gateway.compat is checked against asyncssh 2.24.0, not {asyncssh.__version__}")
+
+
+SERVER_VERSION = "OpenSSH_compatible bastion"
 
 
 def _process_eow_request(self: SSHServerChannel, packet: SSHPacket) -> bool:

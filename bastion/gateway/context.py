@@ -102,7 +102,9 @@ class Gateway:
             await asyncio.sleep(0.05)
         for session in list(self.live):
             session.relay.fail("the bastion is shutting down", 255)
-        while any(s.closing for s in list(self.live)):
+        # Sessions leave `live` once their recording, row and close event are written.
+        finalize_deadline = loop.time() + 30
+        while self.live and loop.time() < finalize_deadline:
             await asyncio.sleep(0.02)
         for conn in list(self.connections):
             if conn.conn is not None:

@@ -17,6 +17,7 @@ import logging
 import asyncssh
 
 from bastion.errors import StoreError
+from bastion.gateway import compat
 from bastion.gateway.context import Gateway
 from bastion.gateway.relay import AgentChannelSession
 from bastion.gateway.sessions import start_channel
@@ -155,4 +156,5 @@ async def start_server(gateway: Gateway, host: str, port: int) -> asyncssh.SSHAc
         login_timeout=server.login_timeout_s,
         keepalive_interval=server.keepalive_interval_s,
         encryption_algs=list(SERVER_CIPHERS),
+        server_version=compat.SERVER_VERSION,
     )
