@@ -35,6 +35,8 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     pin.add_argument("--host-key", metavar="'TYPE BASE64'", help="the target's host public key")
     pin.add_argument("--scan", action="store_true", help="fetch the host key now and pin it")
     add.add_argument("--label", action="append", default=[], metavar="k=v")
+    add.add_argument("--shell", choices=("bash", "sh"), default="bash",
+                     help="sh: the host has no bash; it then only runs plain READ commands")
     add.set_defaults(run=run_add)
     for action, runner, help_text in (("list", run_list, "list targets"), ("show", run_show, "show one target"),
                                       ("remove", run_remove, "remove a target")):
@@ -56,7 +58,7 @@ def run_add(args: argparse.Namespace) -> int:
     host_key = key.export_public_key("openssh").decode().strip()
     targets.add(targets.Target(
         name=args.name, host=args.host, port=args.port, user=args.user, credential_kind=kind,
-        sealed_credential=box.seal(secret, args.name), host_key=host_key, labels=labels))
+        sealed_credential=box.seal(secret, args.name), host_key=host_key, labels=labels, shell=args.shell))
     print(f"target {args.name}: {args.user}@{args.host}:{args.port}, host key pinned {key.get_fingerprint()}")
     return 0
 
@@ -75,7 +77,7 @@ def run_show(args: argparse.Namespace) -> int:
     rows = [("name", t.name), ("host", t.host), ("port", t.port), ("user", t.user),
             ("credential", f"{t.credential_kind} (encrypted at rest, never shown)"),
             ("host key", t.host_key), ("fingerprint", _fingerprint(t.host_key)),
-            ("labels", ", ".join(f"{k}={v}" for k, v in sorted(t.labels.items())) or "-")]
+            ("labels", ", ".join(f"{k}={v}" for k, v in sorted(t.labels.items())) or "-"), ("shell", t.shell)]
     print_table(("FIELD", "VALUE"), rows)
     return 0
 

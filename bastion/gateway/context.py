@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Coroutine
@@ -10,8 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from bastion.classify import load_rules
 from bastion.config import Config
 from bastion.identity.model import Identity, IdentityRefused
+from bastion.masking import load_masking
 from bastion.secrets import SecretBox
 
 if TYPE_CHECKING:
@@ -27,6 +30,9 @@ class Gateway:
         self.config = config
         self.box = SecretBox(config.path(config.secrets_key))
         self.recordings = config.path(config.recordings_dir)
+        policies = config.path(config.policies_dir)
+        self.rules = load_rules(policies / "commands.yaml")
+        self.masking = load_masking(policies / "masking.yaml")
         self.pid = os.getpid()
         self.connections: set[AgentConnection] = set()
         self.live: set[LiveSession] = set()
@@ -82,8 +88,21 @@ class Gateway:
         return asyncio.get_running_loop().call_later(max(0.0, delay), self._expire, conn)
 
     def _expire(self, conn: AgentConnection) -> None:
-        for session in [s for s in self.live if s.connection is conn]:
-            session.relay.fail("token expired", 255)
+        self.spawn(self._end_connection(conn, "token expired"))
+
+    async def _end_connection(self, conn: AgentConnection, reason: str) -> None:
+        """Ends every session of `conn` with `reason`, waits until they are on record, then disconnects."""
+        sessions = [s for s in self.live if s.connection is conn]
+        for session in sessions:
+            session.relay.fail(reason, 255)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while any(s in self.live for s in sessions) and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        # The client closes its channels first, so no line is lost in transit (a multiplexing client drops
+        # what it had not yet written out when the connection goes).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(s.relay.agent.wait_closed() for s in sessions)), 5)
         if conn.conn is not None:
             conn.conn.close()
 

@@ -4,6 +4,9 @@ Flow control is the channels' own: when the agent reads slowly, asyncssh calls `
 session and the relay stops reading upstream (so upstream sshd stops sending once its window is used up); when
 the target reads stdin slowly, the relay stops reading from the agent. Memory stays bounded by the SSH
 windows, whatever the speeds. Data arriving before the upstream channel is open is held and reading paused.
+
+Output passes through one masker per stream (stdout, stderr) before it reaches the agent or the recording.
+A masker may hold back a partial line; it is flushed after 50 ms without output, at EOF and at the end.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ import asyncssh
 
 from bastion.errors import StoreError
 from bastion.gateway import compat
+from bastion.masking import Masker, MaskingRules
 from bastion.recording import CastEncoder, RecordingSink
 
 log = logging.getLogger("bastion.relay")
 
 EXTENDED_STDERR = asyncssh.EXTENDED_DATA_STDERR
+MASK_IDLE_FLUSH_S = 0.05
 
 
 class Relay:
@@ -33,6 +38,7 @@ class Relay:
         agent: asyncssh.SSHServerChannel[bytes],
         sink: RecordingSink,
         encoder: CastEncoder,
+        masking: MaskingRules,
         on_done: Callable[[int | None, str | None], None],
     ) -> None:
         self.agent = agent
@@ -47,6 +53,11 @@ class Relay:
         self._exit_signal: tuple[str, bool, str, str] | None = None
         self._done = False
         self._closer: Callable[[], Any] | None = None
+        self._maskers: dict[int | None, Masker] = (
+            {None: Masker(masking), EXTENDED_STDERR: Masker(masking)} if masking.enabled else {}
+        )
+        self._idle_flush: asyncio.TimerHandle | None = None
+        self._eof_pending = False
         # asyncssh's is_closing() is already true after write_eof(), when exit status must still be sent.
         self._agent_closed = False
 
@@ -118,7 +129,32 @@ class Relay:
     def upstream_data(self, data: bytes, datatype: int | None) -> None:
         if self._done:
             return
-        self.emit(data, datatype)
+        masker = self._maskers.get(datatype)
+        if masker is not None:
+            data = masker.feed(data)
+            if self._idle_flush is not None:
+                self._idle_flush.cancel()
+            self._idle_flush = (
+                asyncio.get_running_loop().call_later(MASK_IDLE_FLUSH_S, self._flush_maskers)
+                if masker.held else None
+            )
+        if data:
+            self.emit(data, datatype)
+
+    def _flush_maskers(self) -> None:
+        self._idle_flush = None
+        for datatype, masker in self._maskers.items():
+            held = masker.flush()
+            if held and not self._done:
+                self.emit(held, datatype)
+
+    @property
+    def mask_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for masker in self._maskers.values():
+            for kind, n in masker.counts.items():
+                counts[kind] = counts.get(kind, 0) + n
+        return counts
 
     def upstream_exit(self, status: int | None, signal: tuple[str, bool, str, str] | None) -> None:
         self._exit_status, self._exit_signal = status, signal
@@ -132,6 +168,7 @@ class Relay:
     def upstream_closed(self) -> None:
         if self._done:
             return
+        self._flush_maskers()
         if self._exit_signal is not None:
             signal, core, msg, lang = self._exit_signal
             self.finish(lambda: self.agent.exit_with_signal(signal, core, msg, lang))
@@ -190,11 +227,15 @@ class Relay:
         if self._done:
             return
         self._done = True
+        if self._idle_flush is not None:
+            self._idle_flush.cancel()
         self._closer = closer
         self._on_done(self._exit_status, self.exit_signal)
 
     def release_agent(self) -> None:
-        if self._closer is not None:
+        if self._closer is not None and not self._agent_closed:
+            if self._eof_pending:
+                self.agent.write_eof()
             self._close_agent(self._closer)
 
     def _record(self, line: bytes) -> None:
@@ -205,10 +246,14 @@ class Relay:
         except StoreError as exc:
             self.fail(f"{exc}; session stopped", 255)
 
-    def agent_eof_sent(self) -> None:
-        """Upstream's stdout ended: pass the EOF on; the channel stays open for the exit status."""
-        if not self._agent_closed:
-            self.agent.write_eof()
+    def upstream_eof(self) -> None:
+        """Upstream's output ended: flush the maskers; the agent's EOF waits for the exit status.
+
+        An OpenSSH ControlMaster closes the channel as soon as it sees EOF with its own input closed, so an
+        EOF sent before the (recorded, then released) exit status would lose the status.
+        """
+        self._flush_maskers()
+        self._eof_pending = True
 
     def _close_agent(self, closer: Callable[[], Any]) -> None:
         if not self._agent_closed:
@@ -321,7 +366,7 @@ class UpstreamChannelSession(asyncssh.SSHClientSession[bytes]):
         self._relay.upstream_data(data, datatype)
 
     def eof_received(self) -> bool:
-        self._relay.agent_eof_sent()
+        self._relay.upstream_eof()
         return True
 
     def pause_writing(self) -> None:

@@ -1,6 +1,8 @@
-"""Opening a channel: route to the target, open the recording and the session row, connect upstream, relay.
+"""Opening a channel: check, route, record, connect upstream, relay, and close the record.
 
 Anything that cannot be recorded, stored or audited stops the channel before a byte reaches the target.
+The exec text goes upstream through `upstream_command`, so the target's bash runs exactly what was classified,
+with no profile and a cleared environment.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ from typing import TYPE_CHECKING
 
 import asyncssh
 
-from bastion.errors import BastionError, Refused, StoreError
+from bastion.classify import upstream_command
+from bastion.errors import BastionError, StoreError
 from bastion.gateway import upstream
 from bastion.gateway.relay import EXTENDED_STDERR, AgentChannelSession, Relay, UpstreamChannelSession
+from bastion.masking import mask_bytes
 from bastion.recording import CastEncoder, CastHeader, RecordingSink
 from bastion.store import sessions as session_store
 from bastion.store import targets as target_store
 from bastion.store.revocations import StoreRevocations
+from bastion.store.targets import Target
 
 if TYPE_CHECKING:
     from bastion.gateway.server import AgentConnection
@@ -33,6 +38,7 @@ log = logging.getLogger("bastion.sessions")
 PASSED_ENV = ("TERM", "LANG")
 DEFAULT_SIZE = (80, 24)
 EXIT_DENIED = 77
+EXIT_PENDING = 75
 EXIT_FAILURE = 255
 CHANNEL_CLOSE_WAIT_S = 5.0
 
@@ -42,6 +48,8 @@ class LiveSession:
     id: str
     connection: AgentConnection
     relay: Relay
+    sink: RecordingSink
+    recording: Path
     upstream_conn: asyncssh.SSHClientConnection | None = None
     started: float = field(default_factory=time.monotonic)
 
@@ -75,8 +83,6 @@ async def start_channel(conn: AgentConnection, channel: AgentChannelSession) -> 
         await _start(conn, channel, chan)
     except asyncio.CancelledError:
         raise
-    except Refused as exc:
-        refuse(chan, str(exc), EXIT_FAILURE)
     except BastionError as exc:
         refuse(chan, str(exc), EXIT_FAILURE)
     except Exception:
@@ -85,51 +91,71 @@ async def start_channel(conn: AgentConnection, channel: AgentChannelSession) -> 
 
 
 async def _start(conn: AgentConnection, channel: AgentChannelSession, chan: asyncssh.SSHServerChannel[bytes]) -> None:
-    gateway = conn.gateway
-    identity = conn.identity
-    assert identity is not None
     if conn.audit_failure is not None:
         raise StoreError("the audit log cannot be written; no session was opened")
-    if gateway.draining:
+    if conn.gateway.draining:
         raise BastionError("the bastion is shutting down")
-    # Revocation and expiry reach live connections too: every new channel re-checks the identity.
-    expired = identity.expires <= datetime.now(UTC)
-    if expired or await gateway.db(StoreRevocations().is_revoked, identity.jti, identity.cert_serial,
-                                   identity.key_fingerprint):
-        gateway.event("auth.failure", subject=identity.subject, target=conn.login,
-                      details={"reason": "expired" if expired else "revoked", "stage": "channel", "peer": conn.peer,
-                               "key_fingerprint": identity.key_fingerprint, "cert_serial": identity.cert_serial,
-                               "cert_key_id": identity.cert_key_id, "jti": identity.jti})
-        refuse(chan, "token expired" if expired else "credentials revoked", EXIT_FAILURE)
-        # Closing the connection at once could overtake the line: a multiplexing client drops what it had not
-        # yet written out when the connection goes, so wait for the client to close the channel first.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(chan.wait_closed(), CHANNEL_CLOSE_WAIT_S)
-        if conn.conn is not None:
-            conn.conn.close()
+    if not await _identity_still_valid(conn, chan):
         return
     if channel.kind == "subsystem":
         conn._refused(f"subsystem {channel.command}")
         refuse(chan, f"denied: subsystem '{channel.command}' on {conn.login} (default: subsystems are refused)",
                EXIT_DENIED)
         return
-    target = await gateway.db(target_store.find, conn.login)
+    target = await conn.gateway.db(target_store.find, conn.login)
     if target is None:
         raise BastionError(f"unknown target '{conn.login}'")
     env, refused_env = passed_env(dict(chan.get_environment()))
     if refused_env:
         conn._refused(f"environment {', '.join(sorted(refused_env))}")
+    command = None
+    if channel.kind == "exec":
+        assert channel.command is not None
+        term = {"TERM": channel.term[0]} if channel.term else {}
+        command = upstream_command(channel.command, shell=target.shell, env={**env, **term})
+    live = await _open(conn, channel, chan, target)
+    await _connect(live, channel, target, command, env)
 
+
+async def _identity_still_valid(conn: AgentConnection, chan: asyncssh.SSHServerChannel[bytes]) -> bool:
+    """Revocation and expiry reach live connections too: every new channel re-checks the identity."""
+    gateway, identity = conn.gateway, conn.identity
+    assert identity is not None
+    expired = identity.expires <= datetime.now(UTC)
+    if not expired and not await gateway.db(StoreRevocations().is_revoked, identity.jti, identity.cert_serial,
+                                            identity.key_fingerprint):
+        return True
+    gateway.event("auth.failure", subject=identity.subject, target=conn.login,
+                  details={"reason": "expired" if expired else "revoked", "stage": "channel", "peer": conn.peer,
+                           "key_fingerprint": identity.key_fingerprint, "cert_serial": identity.cert_serial,
+                           "cert_key_id": identity.cert_key_id, "jti": identity.jti})
+    refuse(chan, "token expired" if expired else "credentials revoked", EXIT_FAILURE)
+    # Closing the connection at once could overtake the line: a multiplexing client drops what it had not
+    # yet written out when the connection goes, so wait for the client to close the channel first.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(chan.wait_closed(), CHANNEL_CLOSE_WAIT_S)
+    if conn.conn is not None:
+        conn.conn.close()
+    return False
+
+
+async def _open(conn: AgentConnection, channel: AgentChannelSession, chan: asyncssh.SSHServerChannel[bytes],
+                target: Target) -> LiveSession:
+    """Opens the recording and the session row, audits the open, and makes the session live."""
+    gateway, identity = conn.gateway, conn.identity
+    assert identity is not None
+    masking = gateway.masking.for_session(identity.roles, target.name, target.labels)
+    shown = channel.command if channel.kind == "exec" else "shell"
+    title = mask_bytes(masking, f"{identity.subject}@{target.name}: {shown}".encode()).decode(errors="replace")
     session_id = new_session_id()
     relative = Path(session_id[:8]) / f"{session_id}.cast"
     sink = RecordingSink(gateway.recordings / relative)
     cols, rows = channel.term[1][:2] if channel.term else DEFAULT_SIZE
-    title = f"{identity.subject}@{target.name}: {channel.command if channel.kind == 'exec' else 'shell'}"
-    term_type = channel.term[0] if channel.term else None
+    term_type = channel.term[0] if channel.term else ""
     start = time.monotonic()
     try:
         sink.write(CastHeader(cols or 80, rows or 24, int(time.time()), title,
-                              {"TERM": term_type or "", "SHELL": "/bin/bash"}).encode())
+                              {"TERM": term_type, "SHELL": "/bin/bash"}).encode())
         sink.flush()
         await gateway.db(session_store.open_session, session_id, subject=identity.subject, target=target.name,
                          kind=channel.kind, command=channel.command, recording=str(relative), pid=gateway.pid)
@@ -139,28 +165,30 @@ async def _start(conn: AgentConnection, channel: AgentChannelSession, chan: asyn
         sink.close()
         raise StoreError("cannot record or audit this session; refused") from None
 
-    live: LiveSession | None = None
-
     def done(status: int | None, signal: str | None) -> None:
-        assert live is not None
-        conn.gateway.spawn(_finish(conn, live, sink, relative, status, signal))
+        gateway.spawn(_finish(live, status, signal))
 
-    relay = Relay(chan, sink, CastEncoder(start), done)
-    live = LiveSession(session_id, conn, relay)
+    relay = Relay(chan, sink, CastEncoder(start), masking, done)
+    live = LiveSession(session_id, conn, relay, sink, relative)
     gateway.live.add(live)
     channel.bind(relay)
+    return live
+
+
+async def _connect(live: LiveSession, channel: AgentChannelSession, target: Target, command: str | None,
+                   env: dict[str, str]) -> None:
+    gateway, relay = live.connection.gateway, live.relay
     try:
         live.upstream_conn = await upstream.connect(
             target, gateway.box, timeout=gateway.config.upstream.connect_timeout_s,
             keepalive=gateway.config.upstream.keepalive_interval_s)
-        term_size = channel.term[1] if channel.term else None
         upstream_chan, _ = await live.upstream_conn.create_session(
             lambda: UpstreamChannelSession(relay),
-            channel.command if channel.kind == "exec" else None,
-            term_type=term_type,
-            term_size=term_size,
+            command,
+            term_type=channel.term[0] if channel.term else None,
+            term_size=channel.term[1] if channel.term else None,
             term_modes=channel.term[2] if channel.term else None,
-            env=env,
+            env=env if command is None else {},
             encoding=None,
         )
     except BastionError as exc:
@@ -178,19 +206,20 @@ async def _start(conn: AgentConnection, channel: AgentChannelSession, chan: asyn
     relay.attach(upstream_chan)
 
 
-async def _finish(conn: AgentConnection, live: LiveSession, sink: RecordingSink, relative: Path,
-                  status: int | None, signal: str | None) -> None:
+async def _finish(live: LiveSession, status: int | None, signal: str | None) -> None:
+    conn = live.connection
     gateway = conn.gateway
     try:
         if live.upstream_conn is not None:
             live.upstream_conn.close()
-        digest = sink.close()
+        digest = live.sink.close()
         await gateway.db(session_store.close_session, live.id, exit_status=status, exit_signal=signal,
-                         sha256=digest, size=sink.size)
+                         sha256=digest, size=live.sink.size)
         gateway.event("session.close", subject=conn.identity.subject if conn.identity else None,
                       target=conn.login, session_id=live.id,
-                      details={"exit_status": status, "exit_signal": signal, "recording": str(relative),
-                               "recording_sha256": digest, "recording_size": sink.size,
+                      details={"exit_status": status, "exit_signal": signal, "recording": str(live.recording),
+                               "recording_sha256": digest, "recording_size": live.sink.size,
+                               "masked": live.relay.mask_counts,
                                "duration_s": round(time.monotonic() - live.started, 3)})
     except Exception:
         log.exception("closing session %s failed", live.id)

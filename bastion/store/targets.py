@@ -22,6 +22,7 @@ class TargetRow(BaseModel):
     credential = peewee.TextField()  # AES-GCM sealed, see bastion.secrets
     host_key = peewee.TextField()  # "TYPE BASE64"
     labels = peewee.TextField(default="{}")
+    shell = peewee.CharField(default="bash")  # "sh" for hosts without bash: they get plain argv only
     created = peewee.DateTimeField()
 
     class Meta:
@@ -38,6 +39,7 @@ class Target:
     sealed_credential: str = field(repr=False)
     host_key: str
     labels: dict[str, str]
+    shell: str = "bash"
 
 
 def _to_target(row: TargetRow) -> Target:
@@ -50,6 +52,7 @@ def _to_target(row: TargetRow) -> Target:
         sealed_credential=row.credential,
         host_key=row.host_key,
         labels=json.loads(row.labels),
+        shell=row.shell,
     )
 
 
@@ -64,6 +67,7 @@ def add(target: Target) -> None:
             credential=target.sealed_credential,
             host_key=target.host_key,
             labels=json.dumps(target.labels, sort_keys=True),
+            shell=target.shell,
             created=datetime.now(UTC),
         )
     except peewee.IntegrityError:
