@@ -133,7 +133,7 @@ def read_policy_file(policies_dir: Path) -> PolicyFile:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{label}: no such file (every request would be denied)") from None
+        raise ConfigError(f"{label}: no such file") from None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"{label}: cannot read: {err.__class__.__name__}") from None
     except yaml.YAMLError as err:
