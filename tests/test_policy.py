@@ -84,6 +84,13 @@ def test_decision_names_the_rule_and_tells_the_agent_why(shipped: Policy) -> Non
     assert denied.to_dict() == {"action": "deny", "kind": "shell", "rule": denied.rule, "reason": denied.reason}
 
 
+def test_request_kind_may_be_given_as_text(shipped: Policy) -> None:
+    assert Request("exec", "READ").kind is RequestKind.EXEC  # type: ignore[arg-type]
+    assert shipped.decide(frozenset({"reader"}), "web-1", {}, Request("shell")).rule == "reader on *: shell → deny"  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        Request("telnet")  # type: ignore[arg-type]
+
+
 def test_an_exec_without_a_verdict_is_held_as_a_write(shipped: Policy) -> None:
     d = shipped.decide(frozenset({"reader"}), "web-1", {}, Request(RequestKind.EXEC))
     assert (d.action, d.kind) == ("approve", "write")

@@ -59,12 +59,15 @@ class Request:
     verdict: str | None = None
     detail: str | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", RequestKind(self.kind))  # "exec" and RequestKind.EXEC are the same request
+
     @property
     def policy_kind(self) -> Kind:
         """EXEC READ → read; any other verdict, or none, → write: what was not proven READ is held as WRITE."""
         if self.kind is RequestKind.EXEC:
             return "read" if self.verdict == "READ" else "write"
-        return _KIND_OF[RequestKind(self.kind)]
+        return _KIND_OF[self.kind]
 
     @property
     def note(self) -> str:
