@@ -305,3 +305,35 @@ def test_two_approvers_racing_in_threads_make_one_decision(queue: ApprovalQueue)
         a = ask(queue)
         assert _race_to_approve(queue, a.id) == ["approved", f"request {a.id} is already approved"]
     assert event_types().count("approval.approved") == 10 and verify_audit().ok
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="lock-order inversion: inside the queue's BEGIN IMMEDIATE, AuditLog.append waits for its process mutex, "
+    "while a direct append in another thread holds that mutex and waits for the database lock "
+    "(bastion/audit/log.py _write should not take the mutex inside a caller's transaction)",
+)
+def test_transitions_and_direct_appends_in_other_threads_do_not_stall(
+    db, audit: AuditLog, queue: ApprovalQueue
+) -> None:
+    db.pragma("busy_timeout", 1000, permanent=True)  # a stall shows as an error after 1 s, not 10
+    stop = threading.Event()
+    errors: list[Exception] = []
+
+    def append_directly() -> None:
+        while not stop.wait(0.002):  # a pause, so the busy wait is not merely starved by a tight loop
+            try:
+                audit.append("request.decided", subject="agent-8")
+            except StoreError as err:
+                errors.append(err)
+
+    appender = threading.Thread(target=append_directly)
+    appender.start()
+    try:
+        while len(approval_events()) < 40 and not errors:
+            a = ask(queue)
+            queue.approve(a.id, approver="alice", comment=None, may_approve=True)
+    finally:
+        stop.set()
+        appender.join()
+    assert errors == [] and verify_audit().ok
