@@ -1,8 +1,14 @@
-"""Several bastion processes on one SQLite file: racing uses and racing approvals each have exactly one winner."""
+"""Several bastion processes on one database: racing uses and racing approvals each have exactly one winner.
+
+Runs on a SQLite file (BEGIN IMMEDIATE) always, and on PostgreSQL (SELECT … FOR UPDATE) when
+BASTION_TEST_POSTGRES_URL names a database it may drop the approval and audit tables in and psycopg2 is installed.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import multiprocessing
+import os
 from collections import Counter
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
@@ -19,14 +25,14 @@ ROUNDS = 8
 PROCESSES = 3
 
 
-def _queue(db_path: str) -> ApprovalQueue:
-    connect(db_path)
+def _queue(shared_db: str) -> ApprovalQueue:
+    connect(shared_db)
     return ApprovalQueue(AuditLog().append)
 
 
-def _use_each(db_path: str, ids: list[str], start: Barrier, results) -> None:
+def _use_each(shared_db: str, ids: list[str], start: Barrier, results) -> None:
     """One process: for each approval, wait for the others, then all try to use it at once."""
-    queue = _queue(db_path)
+    queue = _queue(shared_db)
     for approval_id in ids:
         start.wait()
         try:
@@ -36,8 +42,8 @@ def _use_each(db_path: str, ids: list[str], start: Barrier, results) -> None:
             results.put((approval_id, _outcome(err)))
 
 
-def _approve_each(db_path: str, approver: str, ids: list[str], start: Barrier, results) -> None:
-    queue = _queue(db_path)
+def _approve_each(shared_db: str, approver: str, ids: list[str], start: Barrier, results) -> None:
+    queue = _queue(shared_db)
     for approval_id in ids:
         start.wait()
         try:
@@ -80,20 +86,32 @@ def _run(target, args_per_process: list[tuple], expected: int) -> list[tuple[str
     return outcomes
 
 
-@pytest.fixture
-def db_path(tmp_path: Path):
-    path = tmp_path / "bastion.db"
-    database = connect(path)
-    yield path
+POSTGRES_URL = os.environ.get("BASTION_TEST_POSTGRES_URL", "")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def shared_db(request: pytest.FixtureRequest, tmp_path: Path):
+    """Where the processes meet: a SQLite file, or the PostgreSQL database emptied of our tables."""
+    if request.param == "sqlite":
+        location = str(tmp_path / "bastion.db")
+    elif not POSTGRES_URL or importlib.util.find_spec("psycopg2") is None:
+        pytest.skip("BASTION_TEST_POSTGRES_URL is not set or psycopg2 is missing")
+    else:
+        location = POSTGRES_URL
+        connect(location).execute_sql(
+            "DROP TABLE IF EXISTS approval_decisions, approvals, audit_event, audit_checkpoint"
+        )
+    database = connect(location)
+    yield location
     database.close()
 
 
-def test_processes_racing_to_use_one_approval_have_one_winner(db_path: Path) -> None:
+def test_processes_racing_to_use_one_approval_have_one_winner(shared_db: str) -> None:
     queue = ApprovalQueue(AuditLog().append)
     ids = [_ask(queue) for _ in range(ROUNDS)]
     for approval_id in ids:
         queue.approve(approval_id, approver="alice", comment=None, may_approve=True)
-    outcomes = _run(_use_each, [(str(db_path), ids)] * PROCESSES, ROUNDS * PROCESSES)
+    outcomes = _run(_use_each, [(shared_db, ids)] * PROCESSES, ROUNDS * PROCESSES)
     for approval_id in ids:
         mine = Counter(outcome for i, outcome in outcomes if i == approval_id)
         assert mine == {"used": 1, f"approval {approval_id} was already used": PROCESSES - 1}
@@ -103,10 +121,10 @@ def test_processes_racing_to_use_one_approval_have_one_winner(db_path: Path) -> 
     assert verify_audit().ok
 
 
-def test_processes_racing_to_approve_make_one_decision(db_path: Path) -> None:
+def test_processes_racing_to_approve_make_one_decision(shared_db: str) -> None:
     queue = ApprovalQueue(AuditLog().append)
     ids = [_ask(queue) for _ in range(ROUNDS)]
-    approvers = [(str(db_path), who, ids) for who in ("alice", "bob")]
+    approvers = [(shared_db, who, ids) for who in ("alice", "bob")]
     outcomes = _run(_approve_each, approvers, ROUNDS * 2)
     for approval_id in ids:
         mine = sorted(outcome for i, outcome in outcomes if i == approval_id)
