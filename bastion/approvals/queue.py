@@ -155,7 +155,7 @@ class ApprovalQueue:
         """Record every passed wait or use deadline as EXPIRED (one step each); returns those it expired."""
         expired = []
         for approval_id in store.due_ids(self._clock()):
-            approval = self._transition(approval_id, lambda a, now: machine.due(a, now), settle=False)
+            approval = self._transition(approval_id, machine.due, settle=False)
             if approval is not None and approval.state is State.EXPIRED:
                 expired.append(approval)
         return expired
