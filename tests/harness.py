@@ -16,12 +16,16 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+import yaml
+
 from bastion.identity.issue import issue_token
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 VENV_BIN = Path(sys.executable).parent
 BASTION = [sys.executable, "-m", "bastion"]
 DEMO_ISSUER = "https://bastion.invalid/demo-issuer"
+# Transport tests use this role so that what they run is allowed; decision tests use the shipped roles.
+TESTER_ROLE = "tester"
 
 
 def free_port() -> int:
@@ -126,7 +130,17 @@ class Bastion:
     def init(self) -> Bastion:
         self.root.mkdir(parents=True, exist_ok=True)
         subprocess.run([*BASTION, "init", "--dir", str(self.dir)], check=True, capture_output=True)
+        self.add_role(TESTER_ROLE, {"description": "Tests of the transport: everything allowed everywhere.",
+                                    "targets": [{"name": "everything", "match": {"names": ["*"]},
+                                                 "read": "allow", "write": "allow", "shell": "allow"}]})
         return self
+
+    def add_role(self, name: str, spec: dict[str, object]) -> None:
+        """Adds a role to this bastion's policy.yaml (the shipped roles stay as they are)."""
+        path = self.dir / "policies" / "policy.yaml"
+        policy = yaml.safe_load(path.read_text())
+        policy["roles"][name] = spec
+        path.write_text(yaml.safe_dump(policy, sort_keys=False))
 
     def add_target(self, name: str, sshd: Sshd, *extra: str, host_key: str | None = None) -> None:
         self.cli("target", "add", name, "--host", "127.0.0.1", "--port", str(sshd.port), "--user", sshd.user,
@@ -161,7 +175,7 @@ class Bastion:
         home.mkdir(exist_ok=True)
         key = home / f"{subject}-{len(list(home.iterdir()))}"
         keygen(key)
-        token = token if token is not None else self.token(subject, roles or ["reader"])
+        token = token if token is not None else self.token(subject, roles or [TESTER_ROLE])
         cmd = ["ssh-keygen", "-q", "-s", str(ca or self.dir / "user_ca"), "-I", subject, "-V", validity]
         if principals is not None:  # None: a certificate with no principals at all
             cmd += ["-n", principals or subject]

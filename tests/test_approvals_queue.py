@@ -307,12 +307,6 @@ def test_two_approvers_racing_in_threads_make_one_decision(queue: ApprovalQueue)
     assert event_types().count("approval.approved") == 10 and verify_audit().ok
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lock-order inversion: inside the queue's BEGIN IMMEDIATE, AuditLog.append waits for its process mutex, "
-    "while a direct append in another thread holds that mutex and waits for the database lock "
-    "(bastion/audit/log.py _write should not take the mutex inside a caller's transaction)",
-)
 def test_transitions_and_direct_appends_in_other_threads_do_not_stall(
     db, audit: AuditLog, queue: ApprovalQueue
 ) -> None:

@@ -36,7 +36,7 @@ def workload(sshd: Sshd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[W
     b = Bastion(tmp_path_factory.mktemp("audited")).init()
     b.add_target("web-1", sshd)
     b.serve()
-    alice = b.agent("alice", ["reader"])
+    alice = b.agent("alice", ["tester"])
     for command in SESSION_COMMANDS:
         result = b.ssh(alice, "web-1", command)
         assert result.returncode == 0, result.stderr
@@ -247,7 +247,7 @@ def test_unwritable_database_fails_new_sessions_closed(workload: Workload) -> No
     command never runs and the agent is told why in one line."""
     b = workload.bastion
     b.serve()
-    alice = b.agent("alice", ["reader"])
+    alice = b.agent("alice", ["tester"])
     assert b.ssh(alice, "web-1", "true").returncode == 0
     marker = b.root / "MARKER-locked"
     holder = sqlite3.connect(b.dir / "bastion.db", isolation_level=None)
@@ -269,7 +269,7 @@ def test_session_open_that_cannot_be_audited_does_not_run(workload: Workload) ->
     b = workload.bastion
     if b.proc is None or b.proc.poll() is not None:
         b.serve()
-    alice = b.agent("alice", ["reader"])
+    alice = b.agent("alice", ["tester"])
     marker = b.root / "MARKER-open"
     sql(b, "CREATE TRIGGER refuse_open BEFORE INSERT ON audit_event WHEN NEW.type = 'session.open' "
            "BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END")

@@ -10,7 +10,7 @@ from tests.harness import Bastion, asciinema_cat
 
 
 def test_exec_returns_exact_output_and_status(bastion: Bastion) -> None:
-    agent = bastion.agent("agent-7", ["reader"])
+    agent = bastion.agent("agent-7", ["tester"])
     result = bastion.ssh(agent, "web-1", "echo hello; echo oops >&2; exit 3")
     assert result.stdout == b"hello\n"
     assert result.stderr == b"oops\n"
@@ -18,7 +18,7 @@ def test_exec_returns_exact_output_and_status(bastion: Bastion) -> None:
 
 
 def test_stdin_passes_through_byte_for_byte(bastion: Bastion) -> None:
-    agent = bastion.agent("agent-stdin", ["reader"])
+    agent = bastion.agent("agent-stdin", ["tester"])
     payload = os.urandom(5 * 1024 * 1024)
     result = bastion.ssh(agent, "web-1", "cat", input=payload)
     assert result.returncode == 0, result.stderr
@@ -26,7 +26,7 @@ def test_stdin_passes_through_byte_for_byte(bastion: Bastion) -> None:
 
 
 def test_every_session_leaves_a_readable_cast_with_its_output(bastion: Bastion) -> None:
-    agent = bastion.agent("agent-cast", ["reader"])
+    agent = bastion.agent("agent-cast", ["tester"])
     result = bastion.ssh(agent, "web-1", "echo recorded-line-42")
     assert result.returncode == 0
     cast = bastion.casts()[-1]
@@ -38,7 +38,7 @@ def test_every_session_leaves_a_readable_cast_with_its_output(bastion: Bastion) 
 
 
 def test_session_row_holds_recording_digest(bastion: Bastion) -> None:
-    agent = bastion.agent("agent-row", ["reader"])
+    agent = bastion.agent("agent-row", ["tester"])
     bastion.ssh(agent, "web-1", "exit 4")
     db = sqlite3.connect(bastion.dir / "bastion.db")
     row = db.execute("select subject, target, kind, command, exit_status, recording, recording_sha256, ended "

@@ -35,7 +35,7 @@ def own_bastion(sshd: Sshd, tmp_path: Path) -> Iterator[Bastion]:
 
 
 def test_slow_reader_keeps_bastion_memory_bounded(bastion: Bastion) -> None:
-    agent = bastion.agent("agent-slow", ["reader"])
+    agent = bastion.agent("agent-slow", ["tester"])
     assert bastion.proc is not None
     total = 300 * 1024 * 1024
     proc = subprocess.Popen([*bastion.ssh_args(agent, "web-1"), f"head -c {total} /dev/zero"],
@@ -58,7 +58,7 @@ def test_slow_reader_keeps_bastion_memory_bounded(bastion: Bastion) -> None:
 
 def test_early_exit_of_the_reader_stops_the_command(bastion: Bastion) -> None:
     """`ssh bastion yes | head -1` must end: the agent's closed stdout reaches the target as eow."""
-    agent = bastion.agent("agent-head", ["reader"])
+    agent = bastion.agent("agent-head", ["tester"])
     ssh = subprocess.Popen([*bastion.ssh_args(agent, "web-1"), "yes"], stdout=subprocess.PIPE,
                            stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
     head = subprocess.run(["head", "-1"], stdin=ssh.stdout, capture_output=True, timeout=60)
@@ -70,7 +70,7 @@ def test_early_exit_of_the_reader_stops_the_command(bastion: Bastion) -> None:
 
 def test_sigterm_lets_live_sessions_finish(own_bastion: Bastion) -> None:
     own_bastion.serve()
-    agent = own_bastion.agent("agent-drain", ["reader"])
+    agent = own_bastion.agent("agent-drain", ["tester"])
     proc = subprocess.Popen([*own_bastion.ssh_args(agent, "web-1"), "echo started; sleep 2; echo finished"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     assert proc.stdout is not None
@@ -88,7 +88,7 @@ def test_sigterm_grace_ends_sessions_that_outlive_it(own_bastion: Bastion) -> No
     config = own_bastion.config.read_text().replace("grace_period_s: 30", "grace_period_s: 0.5")
     own_bastion.config.write_text(config)
     own_bastion.serve()
-    agent = own_bastion.agent("agent-cut", ["reader"])
+    agent = own_bastion.agent("agent-cut", ["tester"])
     proc = subprocess.Popen([*own_bastion.ssh_args(agent, "web-1"), "echo started; exec sleep 120"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     assert proc.stdout is not None
@@ -105,7 +105,7 @@ def test_sigterm_grace_ends_sessions_that_outlive_it(own_bastion: Bastion) -> No
 
 def test_killed_bastion_leaves_a_readable_cast(own_bastion: Bastion) -> None:
     own_bastion.serve()
-    agent = own_bastion.agent("agent-crash", ["reader"])
+    agent = own_bastion.agent("agent-crash", ["tester"])
     proc = subprocess.Popen([*own_bastion.ssh_args(agent, "web-1"), "echo before-the-$((1+1))crash; exec sleep 120"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     assert proc.stdout is not None
@@ -125,7 +125,7 @@ def test_killed_bastion_leaves_a_readable_cast(own_bastion: Bastion) -> None:
 
 
 def test_large_output_arrives_intact_and_recorded(bastion: Bastion) -> None:
-    agent = bastion.agent("agent-big", ["reader"])
+    agent = bastion.agent("agent-big", ["tester"])
     result = bastion.ssh(agent, "web-1", "seq 1 200000")
     assert result.returncode == 0
     assert result.stdout == b"".join(f"{i}\n".encode() for i in range(1, 200001))
@@ -133,7 +133,7 @@ def test_large_output_arrives_intact_and_recorded(bastion: Bastion) -> None:
 
 
 def test_non_utf8_output_reaches_the_agent_unchanged(bastion: Bastion) -> None:
-    agent = bastion.agent("agent-bin", ["reader"])
+    agent = bastion.agent("agent-bin", ["tester"])
     result = bastion.ssh(agent, "web-1", r"printf 'caf\xc3\xa9 \xff\xfe end\n'")
     assert result.stdout == b"caf\xc3\xa9 \xff\xfe end\n"
     text = asciinema_cat(bastion.casts()[-1])

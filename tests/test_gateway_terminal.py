@@ -36,7 +36,7 @@ def _wait_for(predicate: Callable[[], bool], what: str, limit: float = 30.0) -> 
 
 
 def test_tty_shell_driven_with_input_shows_output(bastion: Bastion) -> None:
-    agent = bastion.agent("agent-shell", ["operator"])
+    agent = bastion.agent("agent-shell", ["tester"])
     result = bastion.ssh(agent, "web-1", None, "-tt", input=b"echo shell-$((6*7))\nexit 0\n")
     assert result.returncode == 0, result.stderr
     assert b"shell-42" in result.stdout
@@ -51,14 +51,14 @@ def test_tty_shell_driven_with_input_shows_output(bastion: Bastion) -> None:
 
 
 def test_exec_with_pty_gets_a_terminal(bastion: Bastion) -> None:
-    agent = bastion.agent("agent-ptyexec", ["operator"])
+    agent = bastion.agent("agent-ptyexec", ["tester"])
     result = bastion.ssh(agent, "web-1", "tty -s && echo has-tty", "-tt")
     assert result.returncode == 0
     assert b"has-tty" in result.stdout
 
 
 def test_window_change_is_forwarded_and_lands_in_the_cast(bastion: Bastion) -> None:
-    agent = bastion.agent("agent-resize", ["operator"])
+    agent = bastion.agent("agent-resize", ["tester"])
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     proc = subprocess.Popen([*bastion.ssh_args(agent, "web-1", "-tt"), "read go; stty size"],
@@ -82,7 +82,7 @@ def test_window_change_is_forwarded_and_lands_in_the_cast(bastion: Bastion) -> N
 
 
 def test_exit_signal_comes_back(bastion: Bastion) -> None:
-    agent = bastion.agent("agent-sig", ["reader"])
+    agent = bastion.agent("agent-sig", ["tester"])
     result = bastion.ssh(agent, "web-1", "kill -KILL $$")
     assert result.returncode == 255
     assert b"signal" in result.stderr.lower() or result.stderr == b""
@@ -94,7 +94,7 @@ async def test_signal_request_reaches_the_target(bastion: Bastion, sshd: Sshd) -
     sshd acts on a signal request only for a non-root login; for root (as in CI) it logs that it refused
     it. Either way the request must have crossed the bastion and reached the real sshd.
     """
-    agent = bastion.agent("agent-signal", ["reader"])
+    agent = bastion.agent("agent-signal", ["tester"])
     key = asyncssh.read_private_key(str(agent.key))
     cert = asyncssh.read_certificate(str(agent.cert))
     log = sshd.root / "sshd.log"

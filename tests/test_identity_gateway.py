@@ -30,7 +30,7 @@ from tests.harness import DEMO_ISSUER, Agent, Bastion, keygen
 
 def _claims(subject: str, **changes: Any) -> dict[str, Any]:
     now = int(time.time())
-    claims = {"iss": DEMO_ISSUER, "aud": "bastion", "sub": subject, "roles": ["reader"], "iat": now, "nbf": now,
+    claims = {"iss": DEMO_ISSUER, "aud": "bastion", "sub": subject, "roles": ["tester"], "iat": now, "nbf": now,
               "exp": now + 600, "jti": secrets.token_hex(8), **changes}
     return {name: value for name, value in claims.items() if value is not None}
 
@@ -142,7 +142,7 @@ def rogue_ca(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_ssh_keygen_certificate_gets_in(bastion: Bastion, tmp_path: Path) -> None:
-    token = bastion.token("id-keygen", ["reader"])
+    token = bastion.token("id-keygen", ["tester"])
     agent = bastion.agent("id-keygen", token=token)
     _assert_runs(bastion, agent, tmp_path)
     success = [d for s, d in _events(bastion, "auth.success") if s == "id-keygen"][-1]
@@ -154,11 +154,11 @@ def test_ssh_keygen_certificate_gets_in(bastion: Bastion, tmp_path: Path) -> Non
 
 def test_bastion_issued_certificate_gets_in(bastion: Bastion, tmp_path: Path) -> None:
     key = keygen(tmp_path / "id-issued")
-    token = bastion.cli("token", "issue", "--sub", "id-issued", "--roles", "reader,ops", "--ttl", "10m",
+    token = bastion.cli("token", "issue", "--sub", "id-issued", "--roles", "tester,ops", "--ttl", "10m",
                         "--pubkey", f"{key}.pub").stdout.strip()
     claims = jwt.decode(token, options={"verify_signature": False})
     assert claims["cnf"]["jkt"] == jwk_thumbprint(load_public_key(Path(f"{key}.pub")))
-    assert claims["roles"] == ["ops", "reader"]
+    assert claims["roles"] == ["ops", "tester"]
     issued = bastion.cli("cert", "issue", "--token", "-", "--pubkey", f"{key}.pub", "--validity", "2h",
                          "-o", f"{key}-cert.pub", input=token.encode())
     assert "capped at the token's expiry" in issued.stderr
@@ -173,7 +173,7 @@ def test_bastion_issued_certificate_gets_in(bastion: Bastion, tmp_path: Path) ->
 
 def test_cert_issue_refuses_a_token_the_gateway_would_refuse(bastion: Bastion, tmp_path: Path) -> None:
     key = keygen(tmp_path / "id-bound-elsewhere")
-    token = bastion.token("id-bound-elsewhere", ["reader"], pubkey=load_public_key(bastion.dir / "user_ca.pub"))
+    token = bastion.token("id-bound-elsewhere", ["tester"], pubkey=load_public_key(bastion.dir / "user_ca.pub"))
     (tmp_path / "token").write_text(token + "\n")
     result = bastion.cli("cert", "issue", "--token", str(tmp_path / "token"), "--pubkey", f"{key}.pub",
                          "-o", f"{key}-cert.pub", check=False)
@@ -211,20 +211,20 @@ def test_certificate_without_the_extension_is_refused(bastion: Bastion, tmp_path
 
 
 def test_expired_certificate_is_refused(bastion: Bastion, tmp_path: Path) -> None:
-    token = bastion.token("id-cert-expired", ["reader"])
+    token = bastion.token("id-cert-expired", ["tester"])
     agent = bastion.agent("id-cert-expired", token=token, validity="20200101:20200102")
     _assert_refused(bastion, agent, "cert-expired", tmp_path, token)
 
 
 def test_untrusted_ca_is_refused(bastion: Bastion, tmp_path: Path, rogue_ca: Path) -> None:
-    token = bastion.token("id-rogue-ca", ["reader"])
+    token = bastion.token("id-rogue-ca", ["tester"])
     _assert_refused(bastion, bastion.agent("id-rogue-ca", token=token, ca=rogue_ca), "untrusted-ca", tmp_path, token)
 
 
 @pytest.mark.parametrize("what", ["jti", "serial", "key"])
 def test_revoked_credentials_are_refused_at_login(bastion: Bastion, tmp_path: Path, what: str) -> None:
     subject = f"id-revoked-{what}"
-    token = bastion.token(subject, ["reader"])
+    token = bastion.token(subject, ["tester"])
     agent = bastion.agent(subject, token=token, serial=secrets.randbits(62))
     value = {
         "jti": lambda: jwt.decode(token, options={"verify_signature": False})["jti"],
@@ -279,7 +279,7 @@ def test_revoking_a_live_connection_refuses_its_next_channel(bastion: Bastion, t
 
 
 def test_token_expiring_mid_session_ends_it_with_a_line(bastion: Bastion) -> None:
-    token = bastion.token("id-expiring", ["reader"], ttl=timedelta(seconds=5))
+    token = bastion.token("id-expiring", ["tester"], ttl=timedelta(seconds=5))
     agent = bastion.agent("id-expiring", token=token)
     result = bastion.ssh(agent, "web-1", "sleep 30; echo should-not-print", timeout=120)
     assert result.returncode == 255

@@ -19,6 +19,7 @@ surfaces as StoreError: the caller must then refuse the action the event describ
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -161,7 +162,10 @@ class AuditLog:
         """Run `body` in the chain's locked transaction, retrying a lost race; any failure is StoreError."""
         if self._closed:
             raise StoreError("audit log is closed")
-        with self._mutex:
+        # Inside a caller's write transaction (the approval queue's IMMEDIATE one) other writers are already
+        # excluded; taking the mutex there could deadlock with a direct append waiting for the database lock.
+        guard = contextlib.nullcontext() if database.obj.in_transaction() else self._mutex
+        with guard:
             attempt = 1
             while True:
                 try:

@@ -56,7 +56,7 @@ async def serve(config: Config, host: str, port: int) -> int:
     gateway.event("server.start", details={"listen": f"{bound[0]}:{bound[1]}", "pid": gateway.pid})
     print(f"bastion: listening on {bound[0]}:{bound[1]}", file=sys.stderr, flush=True)
     background = [
-        asyncio.ensure_future(gateway.flush_recordings(config.server.recording_flush_s)),
+        asyncio.ensure_future(gateway.run_background()),
         asyncio.ensure_future(_checkpoints(audit)),
     ]
     await stop.wait()

@@ -11,17 +11,21 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from bastion.approvals import ApprovalQueue
 from bastion.classify import load_rules
 from bastion.config import Config
 from bastion.identity.model import Identity, IdentityRefused
 from bastion.masking import load_masking
+from bastion.policy import load_policy
 from bastion.secrets import SecretBox
+from bastion.store import sessions as session_store
 
 if TYPE_CHECKING:
     from bastion.gateway.server import AgentConnection
     from bastion.gateway.sessions import LiveSession
 
 log = logging.getLogger("bastion.gateway")
+KILL_POLL_S = 1.0
 T = TypeVar("T")
 
 
@@ -33,6 +37,9 @@ class Gateway:
         policies = config.path(config.policies_dir)
         self.rules = load_rules(policies / "commands.yaml")
         self.masking = load_masking(policies / "masking.yaml")
+        self.policy = load_policy(policies)
+        self.approvals = ApprovalQueue(audit)
+        self._waiters: dict[str, asyncio.Event] = {}
         self.pid = os.getpid()
         self.connections: set[AgentConnection] = set()
         self.live: set[LiveSession] = set()
@@ -51,6 +58,18 @@ class Gateway:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def approval_waiter(self, approval_id: str) -> asyncio.Event:
+        return self._waiters.setdefault(approval_id, asyncio.Event())
+
+    def forget_waiter(self, approval_id: str) -> None:
+        self._waiters.pop(approval_id, None)
+
+    def notify(self, approval_id: str) -> None:
+        """A decision was made through this process: wake the held request now instead of at its next poll."""
+        waiter = self._waiters.get(approval_id)
+        if waiter is not None:
+            waiter.set()
 
     def verify(self, cert_blob: bytes, *, peer: str, login: str) -> Identity:
         """Checks a presented certificate and its token; a refusal is audited and re-raised."""
@@ -106,11 +125,28 @@ class Gateway:
         if conn.conn is not None:
             conn.conn.close()
 
-    async def flush_recordings(self, interval: float) -> None:
+    def kill_local(self, session_id: str, by: str) -> bool:
+        for session in self.live:
+            if session.id == session_id:
+                session.relay.fail(f"session ended by {by}", 255)
+                return True
+        return False
+
+    async def run_background(self) -> None:
+        """Recording flushes, kills asked for through other processes, and approval wake-ups."""
+        loop = asyncio.get_running_loop()
+        self.approvals.subscribe(lambda approval: loop.call_soon_threadsafe(self.notify, approval.id))
+        interval = self.config.server.recording_flush_s
+        ticks = 0
         while True:
             await asyncio.sleep(interval)
             for session in list(self.live):
                 session.relay.flush()
+            ticks += 1
+            if self.live and ticks * interval >= KILL_POLL_S:
+                ticks = 0
+                for session_id in await self.db(session_store.kills_for, self.pid):
+                    self.kill_local(session_id, "an administrator")
 
     async def drain(self, grace: float) -> None:
         """Lets live sessions finish for `grace` seconds, then ends the rest with a line to the agent."""

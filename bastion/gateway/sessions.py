@@ -21,9 +21,10 @@ import asyncssh
 
 from bastion.classify import upstream_command
 from bastion.errors import BastionError, StoreError
-from bastion.gateway import upstream
+from bastion.gateway import admin, decisions, upstream
 from bastion.gateway.relay import EXTENDED_STDERR, AgentChannelSession, Relay, UpstreamChannelSession
 from bastion.masking import mask_bytes
+from bastion.policy.env import matches as env_matches
 from bastion.recording import CastEncoder, CastHeader, RecordingSink
 from bastion.store import sessions as session_store
 from bastion.store import targets as target_store
@@ -37,36 +38,26 @@ log = logging.getLogger("bastion.sessions")
 
 PASSED_ENV = ("TERM", "LANG")
 DEFAULT_SIZE = (80, 24)
-EXIT_DENIED = 77
-EXIT_PENDING = 75
+ADMIN_LOGIN = "admin"
 EXIT_FAILURE = 255
 CHANNEL_CLOSE_WAIT_S = 5.0
 
 
 @dataclass(eq=False)
 class LiveSession:
-    id: str
+    record: Record
     connection: AgentConnection
     relay: Relay
-    sink: RecordingSink
-    recording: Path
     upstream_conn: asyncssh.SSHClientConnection | None = None
     started: float = field(default_factory=time.monotonic)
+
+    @property
+    def id(self) -> str:
+        return self.record.id
 
 
 def new_session_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(4)
-
-
-def passed_env(requested: dict[str, str]) -> tuple[dict[str, str], list[str]]:
-    """Splits the agent's env requests into what goes upstream and what is refused (BASTION_* are ours)."""
-    kept, refused = {}, []
-    for name, value in requested.items():
-        if name in PASSED_ENV or name.startswith("LC_"):
-            kept[name] = value
-        elif not name.startswith("BASTION_"):
-            refused.append(name)
-    return kept, refused
 
 
 def refuse(chan: asyncssh.SSHServerChannel[bytes], message: str, status: int) -> None:
@@ -97,17 +88,21 @@ async def _start(conn: AgentConnection, channel: AgentChannelSession, chan: asyn
         raise BastionError("the bastion is shutting down")
     if not await _identity_still_valid(conn, chan):
         return
-    if channel.kind == "subsystem":
-        conn._refused(f"subsystem {channel.command}")
-        refuse(chan, f"denied: subsystem '{channel.command}' on {conn.login} (default: subsystems are refused)",
-               EXIT_DENIED)
+    if conn.login == ADMIN_LOGIN:
+        await admin.run(conn, channel, chan)
         return
     target = await conn.gateway.db(target_store.find, conn.login)
     if target is None:
         raise BastionError(f"unknown target '{conn.login}'")
-    env, refused_env = passed_env(dict(chan.get_environment()))
-    if refused_env:
-        conn._refused(f"environment {', '.join(sorted(refused_env))}")
+    try:
+        ask = decisions.asked(channel, conn)
+        decision = decisions.decide(conn, target, ask)
+        if decision.action == "approve":
+            await decisions.hold(conn, chan, target, ask, decision)
+    except decisions.Ended as end:
+        refuse(chan, str(end), end.status)
+        return
+    env = _passed_env(conn, target, dict(chan.get_environment()))
     command = None
     if channel.kind == "exec":
         assert channel.command is not None
@@ -115,6 +110,22 @@ async def _start(conn: AgentConnection, channel: AgentChannelSession, chan: asyn
         command = upstream_command(channel.command, shell=target.shell, env={**env, **term})
     live = await _open(conn, channel, chan, target)
     await _connect(live, channel, target, command, env)
+
+
+def _passed_env(conn: AgentConnection, target: Target, requested: dict[str, str]) -> dict[str, str]:
+    """TERM, LANG and LC_* pass, and what the policy allows; the rest is refused and logged (BASTION_* are ours)."""
+    identity = conn.identity
+    assert identity is not None
+    allowed = conn.gateway.policy.allowed_env(identity.roles, target.name, target.labels)
+    kept, refused = {}, []
+    for name, value in requested.items():
+        if name in PASSED_ENV or name.startswith("LC_") or env_matches(name, allowed):
+            kept[name] = value
+        elif not name.startswith("BASTION_"):
+            refused.append(name)
+    if refused:
+        conn._refused(f"environment {', '.join(sorted(refused))}")
+    return kept
 
 
 async def _identity_still_valid(conn: AgentConnection, chan: asyncssh.SSHServerChannel[bytes]) -> bool:
@@ -139,14 +150,20 @@ async def _identity_still_valid(conn: AgentConnection, chan: asyncssh.SSHServerC
     return False
 
 
-async def _open(conn: AgentConnection, channel: AgentChannelSession, chan: asyncssh.SSHServerChannel[bytes],
-                target: Target) -> LiveSession:
-    """Opens the recording and the session row, audits the open, and makes the session live."""
+@dataclass
+class Record:
+    """An open recording with its session row: what every channel gets before it does anything."""
+
+    id: str
+    relative: Path
+    sink: RecordingSink
+    encoder: CastEncoder
+
+
+async def open_record(conn: AgentConnection, channel: AgentChannelSession, target_name: str, title: str) -> Record:
+    """Opens the recording and the session row and audits the open; StoreError when any of it fails."""
     gateway, identity = conn.gateway, conn.identity
     assert identity is not None
-    masking = gateway.masking.for_session(identity.roles, target.name, target.labels)
-    shown = channel.command if channel.kind == "exec" else "shell"
-    title = mask_bytes(masking, f"{identity.subject}@{target.name}: {shown}".encode()).decode(errors="replace")
     session_id = new_session_id()
     relative = Path(session_id[:8]) / f"{session_id}.cast"
     sink = RecordingSink(gateway.recordings / relative)
@@ -157,19 +174,44 @@ async def _open(conn: AgentConnection, channel: AgentChannelSession, chan: async
         sink.write(CastHeader(cols or 80, rows or 24, int(time.time()), title,
                               {"TERM": term_type, "SHELL": "/bin/bash"}).encode())
         sink.flush()
-        await gateway.db(session_store.open_session, session_id, subject=identity.subject, target=target.name,
+        await gateway.db(session_store.open_session, session_id, subject=identity.subject, target=target_name,
                          kind=channel.kind, command=channel.command, recording=str(relative), pid=gateway.pid)
-        gateway.event("session.open", subject=identity.subject, target=target.name, session_id=session_id,
+        gateway.event("session.open", subject=identity.subject, target=target_name, session_id=session_id,
                       details={"kind": channel.kind, "command": channel.command, "recording": str(relative)})
     except Exception:
         sink.close()
         raise StoreError("cannot record or audit this session; refused") from None
+    return Record(session_id, relative, sink, CastEncoder(start))
+
+
+async def close_record(conn: AgentConnection, record: Record, status: int | None, signal: str | None,
+                       extra: dict[str, object]) -> None:
+    """Closes the recording (hashing it) and the session row, and audits the close."""
+    gateway = conn.gateway
+    digest = record.sink.close()
+    await gateway.db(session_store.close_session, record.id, exit_status=status, exit_signal=signal,
+                     sha256=digest, size=record.sink.size)
+    gateway.event("session.close", subject=conn.identity.subject if conn.identity else None,
+                  target=conn.login, session_id=record.id,
+                  details={"exit_status": status, "exit_signal": signal, "recording": str(record.relative),
+                           "recording_sha256": digest, "recording_size": record.sink.size, **extra})
+
+
+async def _open(conn: AgentConnection, channel: AgentChannelSession, chan: asyncssh.SSHServerChannel[bytes],
+                target: Target) -> LiveSession:
+    """Opens the record and makes the session live, with the masking its identity and target call for."""
+    gateway, identity = conn.gateway, conn.identity
+    assert identity is not None
+    masking = gateway.masking.for_session(identity.roles, target.name, target.labels)
+    shown = {"exec": channel.command, "shell": "shell"}.get(channel.kind, f"subsystem {channel.command}")
+    title = mask_bytes(masking, f"{identity.subject}@{target.name}: {shown}".encode()).decode(errors="replace")
+    record = await open_record(conn, channel, target.name, title)
 
     def done(status: int | None, signal: str | None) -> None:
         gateway.spawn(_finish(live, status, signal))
 
-    relay = Relay(chan, sink, CastEncoder(start), masking, done)
-    live = LiveSession(session_id, conn, relay, sink, relative)
+    relay = Relay(chan, record.sink, record.encoder, masking, done)
+    live = LiveSession(record, conn, relay)
     gateway.live.add(live)
     channel.bind(relay)
     return live
@@ -185,10 +227,11 @@ async def _connect(live: LiveSession, channel: AgentChannelSession, target: Targ
         upstream_chan, _ = await live.upstream_conn.create_session(
             lambda: UpstreamChannelSession(relay),
             command,
+            subsystem=channel.command if channel.kind == "subsystem" else None,
             term_type=channel.term[0] if channel.term else None,
             term_size=channel.term[1] if channel.term else None,
             term_modes=channel.term[2] if channel.term else None,
-            env=env if command is None else {},
+            env=env if channel.kind == "shell" else {},
             encoding=None,
         )
     except BastionError as exc:
@@ -207,22 +250,14 @@ async def _connect(live: LiveSession, channel: AgentChannelSession, target: Targ
 
 
 async def _finish(live: LiveSession, status: int | None, signal: str | None) -> None:
-    conn = live.connection
-    gateway = conn.gateway
     try:
         if live.upstream_conn is not None:
             live.upstream_conn.close()
-        digest = live.sink.close()
-        await gateway.db(session_store.close_session, live.id, exit_status=status, exit_signal=signal,
-                         sha256=digest, size=live.sink.size)
-        gateway.event("session.close", subject=conn.identity.subject if conn.identity else None,
-                      target=conn.login, session_id=live.id,
-                      details={"exit_status": status, "exit_signal": signal, "recording": str(live.recording),
-                               "recording_sha256": digest, "recording_size": live.sink.size,
-                               "masked": live.relay.mask_counts,
-                               "duration_s": round(time.monotonic() - live.started, 3)})
+        await close_record(live.connection, live.record, status, signal,
+                           {"masked": live.relay.mask_counts,
+                            "duration_s": round(time.monotonic() - live.started, 3)})
     except Exception:
         log.exception("closing session %s failed", live.id)
     finally:
-        gateway.live.discard(live)
+        live.connection.gateway.live.discard(live)
         live.relay.release_agent()

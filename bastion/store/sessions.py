@@ -102,3 +102,16 @@ def get(session_id: str) -> SessionInfo:
 def recent(limit: int = 50) -> list[SessionInfo]:
     query = SessionRow.select().order_by(SessionRow.started.desc()).limit(limit)
     return [_info(row) for row in query]
+
+
+def request_kill(session_id: str) -> bool:
+    """Marks a live session to be ended by whichever bastion process serves it; False when it is not live."""
+    query = SessionRow.update(kill_requested=True).where((SessionRow.id == session_id) & SessionRow.ended.is_null())
+    return query.execute() > 0
+
+
+def kills_for(pid: int) -> list[str]:
+    """Live sessions of process `pid` that an administrator asked to end."""
+    query = SessionRow.select(SessionRow.id).where(
+        (SessionRow.pid == pid) & SessionRow.kill_requested & SessionRow.ended.is_null())
+    return [row.id for row in query]

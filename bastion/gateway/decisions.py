@@ -1,0 +1,172 @@
+"""From a channel request to a decision, and the hold: the agent waits while a human decides.
+
+Every exec, shell and subsystem request is decided by the policy and the decision is audited before anything
+else happens. A held request waits on the shared approval queue: an approval given through this process wakes
+it at once; one given through another bastion process is seen by polling the database. The agent hanging up
+withdraws the request; `BASTION_WAIT=0` returns 75 with the id at once, and a later run with
+`BASTION_APPROVAL=<id>` uses the approval for exactly the same subject, target and command text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shlex
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import asyncssh
+
+from bastion.approvals import ApprovalError, State
+from bastion.classify import Verdict, classify
+from bastion.errors import BastionError
+from bastion.policy import Decision, Request, RequestKind
+from bastion.store.targets import Target
+
+if TYPE_CHECKING:
+    from bastion.gateway.relay import AgentChannelSession
+    from bastion.gateway.server import AgentConnection
+
+EXIT_DENIED = 77
+EXIT_PENDING = 75
+POLL_S = 0.25
+SHELL_TEXT = "(interactive shell)"
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What the agent asked for on this channel, as the policy and the approval queue see it."""
+
+    request: Request
+    text: str  # the exact command text, or SHELL_TEXT / the subsystem name
+    verdict: Verdict | None
+
+
+class Ended(Exception):
+    """The channel got its answer (denied, pending, timed out); nothing more is to be done."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def asked(channel: AgentChannelSession, conn: AgentConnection) -> Asked:
+    if channel.kind == "subsystem":
+        name = channel.command or ""
+        kind = RequestKind.SFTP if name == "sftp" else None
+        if kind is None:
+            raise Ended(f"denied: subsystem '{name}' on {conn.login} (no policy allows it)", EXIT_DENIED)
+        return Asked(Request(kind, detail=name), name, None)
+    if channel.kind == "shell":
+        return Asked(Request(RequestKind.SHELL, detail=SHELL_TEXT), SHELL_TEXT, None)
+    text = channel.command or ""
+    if _is_scp(text):
+        return Asked(Request(RequestKind.SCP, detail=text), text, None)
+    verdict = classify(text, conn.gateway.rules)
+    return Asked(Request(RequestKind.EXEC, verdict=verdict.verdict, detail=text), text, verdict)
+
+
+def _is_scp(text: str) -> bool:
+    """The legacy scp protocol runs `scp -t` (upload) or `scp -f` (download) on the far side."""
+    try:
+        argv = shlex.split(text)
+    except ValueError:
+        return False
+    return bool(argv) and argv[0] == "scp" and any(a in ("-t", "-f") for a in argv[1:])
+
+
+def decide(conn: AgentConnection, target: Target, ask: Asked) -> Decision:
+    identity = conn.identity
+    assert identity is not None
+    decision = conn.gateway.policy.decide(identity.roles, target.name, target.labels, ask.request)
+    details = {"request": ask.request.kind.value, "command": ask.text, **decision.to_dict()}
+    if ask.verdict is not None:
+        details |= {"verdict": ask.verdict.verdict, "reasons": list(ask.verdict.reasons)}
+    conn.gateway.event("request.decided", subject=identity.subject, target=target.name, details=details)
+    if decision.action == "deny":
+        raise Ended(f"denied: '{ask.text}' on {target.name} ({decision.reason})", EXIT_DENIED)
+    return decision
+
+
+async def hold(conn: AgentConnection, chan: asyncssh.SSHServerChannel[bytes], target: Target, ask: Asked,
+               decision: Decision) -> str:
+    """Returns the id of the approval that was used once the request may run; raises Ended otherwise."""
+    gateway, identity = conn.gateway, conn.identity
+    assert identity is not None
+    env = dict(chan.get_environment())
+    given = env.get("BASTION_APPROVAL")
+    if given:
+        await _use(conn, given, target, ask)
+        return given
+    reasons = list(ask.verdict.reasons) if ask.verdict is not None else [decision.reason]
+    approval = await gateway.db(
+        gateway.approvals.request, requester=identity.subject, target=target.name, command=ask.text,
+        kind=decision.kind, verdict=ask.verdict.verdict if ask.verdict else None, reasons=reasons,
+        rule=decision.rule, required=decision.approvals_required, wait_timeout_s=decision.wait_timeout_s,
+        lifetime_s=decision.approval_lifetime_s)
+    line = (f"approval required: request {approval.id} for '{ask.text}' on {target.name} ({decision.reason}); ")
+    if env.get("BASTION_WAIT") == "0":
+        raise Ended(line + f"re-run with BASTION_APPROVAL={approval.id} once it is approved", EXIT_PENDING)
+    _say(chan, line + f"waiting up to {_duration(decision.wait_timeout_s)}")
+    try:
+        state = await _wait(conn, approval.id, decision.wait_timeout_s)
+    except asyncio.CancelledError:
+        with contextlib.suppress(BastionError):
+            await asyncio.shield(gateway.db(gateway.approvals.withdraw, approval.id, requester=identity.subject))
+        raise
+    if state is State.APPROVED:
+        await _use(conn, approval.id, target, ask)
+        return approval.id
+    if state is State.DENIED:
+        final = await gateway.db(gateway.approvals.get, approval.id)
+        raise Ended(f"denied: '{ask.text}' on {target.name} by {final.denied_by}: {final.denial_reason}",
+                    EXIT_DENIED)
+    with contextlib.suppress(BastionError):
+        await gateway.db(gateway.approvals.expire, approval.id)
+    raise Ended(f"approval timed out: request {approval.id} for '{ask.text}' on {target.name} "
+                f"after {_duration(decision.wait_timeout_s)}", EXIT_PENDING)
+
+
+async def _wait(conn: AgentConnection, approval_id: str, timeout: float) -> State:
+    """Waits for a decision: woken at once by this process, and polling for decisions made elsewhere."""
+    gateway = conn.gateway
+    wake = gateway.approval_waiter(approval_id)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    try:
+        while True:
+            state = await gateway.db(gateway.approvals.state, approval_id)
+            if state is not State.PENDING:
+                return state
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return State.EXPIRED
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), min(POLL_S, remaining))
+            wake.clear()
+    finally:
+        gateway.forget_waiter(approval_id)
+
+
+async def _use(conn: AgentConnection, approval_id: str, target: Target, ask: Asked) -> None:
+    identity = conn.identity
+    assert identity is not None
+    try:
+        await conn.gateway.db(conn.gateway.approvals.use, approval_id, requester=identity.subject,
+                              target=target.name, command=ask.text)
+    except ApprovalError as exc:
+        raise Ended(f"denied: {exc}", EXIT_DENIED) from None
+
+
+def _say(chan: asyncssh.SSHServerChannel[bytes], message: str) -> None:
+    eol = "\r\n" if chan.get_terminal_type() else "\n"
+    chan.write(f"bastion: {message}{eol}".encode(), asyncssh.EXTENDED_DATA_STDERR)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds % 3600 == 0 and seconds >= 3600:
+        return f"{seconds // 3600}h"
+    if seconds % 60 == 0 and seconds >= 60:
+        return f"{seconds // 60}m"
+    return f"{seconds}s"
