@@ -152,7 +152,8 @@ class Bastion:
             self.proc = subprocess.Popen([*BASTION, "serve", "--config", str(self.config), "--listen",
                                           f"127.0.0.1:{self.port}", "-v", *extra], stderr=log)
         wait_port(self.port)
-        (self.root / "known_hosts").write_text(f"[127.0.0.1]:{self.port} {read_public(self.dir / 'host_key')}\n")
+        with open(self.root / "known_hosts", "a") as known:
+            known.write(f"[127.0.0.1]:{self.port} {read_public(self.dir / 'host_key')}\n")
         return self
 
     def log(self) -> str:
@@ -185,6 +186,11 @@ class Bastion:
             cmd += ["-O", f"extension:{extension}={token}"]
         subprocess.run([*cmd, str(key) + ".pub"], check=True, capture_output=True)
         return Agent(key, Path(str(key) + "-cert.pub"), subject)
+
+    def second_process(self) -> Bastion:
+        """Another `bastion serve` on the same data dir and database (as several processes would share it)."""
+        other = Bastion(self.root)
+        return other.serve()
 
     def ssh_args(self, agent: Agent | None, login: str, *options: str) -> list[str]:
         base = ["ssh", "-F", "/dev/null", "-p", str(self.port), "-o", "BatchMode=yes",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 import shlex
 import time
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from bastion.gateway.relay import AgentChannelSession
     from bastion.gateway.server import AgentConnection
 
+log = logging.getLogger("bastion.admin")
 EXIT_DENIED = 77
 EXIT_USAGE = 2
 
@@ -107,7 +109,6 @@ async def run(conn: AgentConnection, channel: AgentChannelSession, chan: asyncss
         if text is None:
             raise Usage("admin takes a command: ssh admin@bastion help")
         output, raw = await _dispatch(conn, channel, text)
-        status = 0
     except Denied as exc:
         output, raw, status = f"bastion: denied: {exc}\n", None, EXIT_DENIED
     except Usage as exc:
@@ -115,6 +116,9 @@ async def run(conn: AgentConnection, channel: AgentChannelSession, chan: asyncss
     except (ApprovalError, NotFound, BastionError) as exc:
         status = EXIT_DENIED if isinstance(exc, ApprovalError) else 1
         output, raw = f"bastion: {exc}\n", None
+    except Exception:
+        log.exception("admin command failed for %s: %s", identity.subject, text)
+        output, raw, status = "bastion: internal error; see the bastion's log\n", None, 255
     data = output.replace("\n", eol).encode()
     record.sink.write(record.encoder.output(time.monotonic(), data))
     if raw is not None:

@@ -6,6 +6,7 @@ Each concept keeps its peewee model in its own module under `bastion.store`; eve
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import peewee
@@ -13,6 +14,22 @@ from playhouse.db_url import connect as connect_url
 
 database = peewee.DatabaseProxy()
 _models: list[type[peewee.Model]] = []
+
+
+class UtcDateTimeField(peewee.Field):
+    """A moment in UTC, kept as ISO-8601 text so SQLite and PostgreSQL sort and return it the same way."""
+
+    field_type = "VARCHAR(40)"
+
+    def db_value(self, value: datetime | None) -> str | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("UtcDateTimeField needs an aware datetime")
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+    def python_value(self, value: str | None) -> datetime | None:
+        return None if value is None else datetime.fromisoformat(value)
 
 
 class BaseModel(peewee.Model):

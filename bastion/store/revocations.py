@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import peewee
 
-from bastion.store.db import BaseModel, register
+from bastion.store.db import BaseModel, UtcDateTimeField, register
 
 KINDS = ("jti", "serial", "key")
 
@@ -16,7 +16,7 @@ KINDS = ("jti", "serial", "key")
 class RevocationRow(BaseModel):
     kind = peewee.CharField()
     value = peewee.CharField()
-    created = peewee.DateTimeField()
+    created = UtcDateTimeField()
     reason = peewee.TextField(default="")
 
     class Meta:
@@ -44,13 +44,7 @@ def add(kind: str, value: str, reason: str = "") -> bool:
 
 def all_revocations() -> list[Revocation]:
     query = RevocationRow.select().order_by(RevocationRow.created)
-    return [Revocation(r.kind, r.value, _aware(r.created), r.reason) for r in query]
-
-
-def _aware(value: datetime | str) -> datetime:
-    """SQLite hands an aware timestamp back as its text; a naive one (PostgreSQL `timestamp`) is taken as UTC."""
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return [Revocation(r.kind, r.value, r.created, r.reason) for r in query]
 
 
 class StoreRevocations:

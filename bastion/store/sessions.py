@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import peewee
 
 from bastion.errors import NotFound
-from bastion.store.db import BaseModel, register
+from bastion.store.db import BaseModel, UtcDateTimeField, register
 
 
 @register
@@ -18,8 +18,8 @@ class SessionRow(BaseModel):
     target = peewee.CharField()
     kind = peewee.CharField()  # exec, shell
     command = peewee.TextField(null=True)
-    started = peewee.DateTimeField()
-    ended = peewee.DateTimeField(null=True)
+    started = UtcDateTimeField()
+    ended = UtcDateTimeField(null=True)
     exit_status = peewee.IntegerField(null=True)
     exit_signal = peewee.CharField(null=True)
     recording = peewee.CharField()

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import peewee
 
 from bastion.errors import BastionError, NotFound
-from bastion.store.db import BaseModel, register
+from bastion.store.db import BaseModel, UtcDateTimeField, register
 
 
 @register
@@ -23,7 +23,7 @@ class TargetRow(BaseModel):
     host_key = peewee.TextField()  # "TYPE BASE64"
     labels = peewee.TextField(default="{}")
     shell = peewee.CharField(default="bash")  # "sh" for hosts without bash: they get plain argv only
-    created = peewee.DateTimeField()
+    created = UtcDateTimeField()
 
     class Meta:
         table_name = "targets"
