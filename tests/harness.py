@@ -121,7 +121,7 @@ class Bastion:
 
     def cli(self, *args: str, env: dict[str, str] | None = None, input: bytes | None = None,
             check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([*BASTION, *args, "--config", str(self.config)], capture_output=True, text=True,
+        result = subprocess.run([*BASTION, "--config", str(self.config), *args], capture_output=True, text=True,
                                 env={**os.environ, **(env or {})}, input=input and input.decode())
         if check and result.returncode != 0:
             raise AssertionError(f"bastion {' '.join(args)} failed: {result.stderr}")

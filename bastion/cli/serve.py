@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import logging
 import signal
 import sys
@@ -19,6 +20,7 @@ from bastion.identity.certificate import authenticate
 from bastion.store.revocations import StoreRevocations
 
 log = logging.getLogger("bastion.serve")
+POLICY_FILES = ("policy.yaml", "commands.yaml", "masking.yaml")
 
 
 def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -54,6 +56,10 @@ async def serve(config: Config, host: str, port: int) -> int:
         raise BastionError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     bound = acceptor.sockets[0].getsockname()
     gateway.event("server.start", details={"listen": f"{bound[0]}:{bound[1]}", "pid": gateway.pid})
+    policies = config.path(config.policies_dir)
+    gateway.event("policy.loaded", details={
+        name: hashlib.sha256((policies / name).read_bytes()).hexdigest() if (policies / name).exists() else None
+        for name in POLICY_FILES})
     print(f"bastion: listening on {bound[0]}:{bound[1]}", file=sys.stderr, flush=True)
     background = [
         asyncio.ensure_future(gateway.run_background()),
