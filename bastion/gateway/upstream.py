@@ -6,6 +6,8 @@ the bastion's own ssh-agent, ~/.ssh/config or default keys, so nothing of the ho
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncssh
 
 from bastion.errors import BastionError, Refused
@@ -77,7 +79,7 @@ async def connect(
 async def scan_host_key(host: str, port: int, timeout: float = 10.0) -> str:
     """The key the host presents now, as 'TYPE BASE64' (for `target add --scan`)."""
     try:
-        key = await asyncssh.get_server_host_key(host, port, connect_timeout=timeout)
+        key = await asyncio.wait_for(asyncssh.get_server_host_key(host, port, config=None), timeout)
     except (OSError, asyncssh.Error, TimeoutError) as exc:
         raise BastionError(f"cannot scan {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
     if key is None:
