@@ -9,6 +9,7 @@ import hashlib
 import logging
 import signal
 import sys
+from collections.abc import Callable
 
 from bastion.audit.log import AuditLog
 from bastion.cli.common import open_config
@@ -42,11 +43,13 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(serve(config, host, port))
 
 
-async def serve(config: Config, host: str, port: int) -> int:
+async def serve(config: Config, host: str, port: int, *, stop: asyncio.Event | None = None,
+                ready: Callable[[int], None] | None = None) -> int:
+    """Serves until SIGTERM, SIGINT or `stop`; `ready` gets the bound port once the listener accepts."""
     audit = AuditLog(signing_key_path=config.path(config.audit_key))
     revocations = StoreRevocations()
     gateway = Gateway(config, lambda blob: authenticate(blob, config.identity, revocations), audit.append)
-    stop = asyncio.Event()
+    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
@@ -65,6 +68,8 @@ async def serve(config: Config, host: str, port: int) -> int:
         asyncio.ensure_future(gateway.run_background()),
         asyncio.ensure_future(_checkpoints(audit)),
     ]
+    if ready is not None:
+        ready(bound[1])
     await stop.wait()
     print("bastion: stopping; draining live sessions", file=sys.stderr, flush=True)
     acceptor.close()
