@@ -44,6 +44,9 @@ class ServerSettings(_Strict):
 class UpstreamSettings(_Strict):
     connect_timeout_s: float = Field(default=10.0, gt=0)
     keepalive_interval_s: float = Field(default=30.0, ge=0)
+    # Sessions per pooled connection: keep it below the targets' sshd MaxSessions (10 by default).
+    pool_max_channels: int = Field(default=8, ge=1)
+    pool_idle_s: float = Field(default=60.0, ge=0)
 
 
 class DemoIssuerSettings(_Strict):

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from bastion.approvals import ApprovalQueue
 from bastion.classify import load_rules
 from bastion.config import Config
+from bastion.gateway import upstream
+from bastion.gateway.pool import UpstreamPool
 from bastion.identity.model import Identity, IdentityRefused
 from bastion.masking import load_masking
 from bastion.policy import load_policy
@@ -49,6 +51,11 @@ class Gateway:
         self._audit = audit
         # One thread owns database access: the event loop never blocks on a lock held by another process.
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bastion-db")
+        settings = config.upstream
+        self.pool = UpstreamPool(
+            lambda target: upstream.connect(target, self.box, timeout=settings.connect_timeout_s,
+                                            keepalive=settings.keepalive_interval_s),
+            max_channels=settings.pool_max_channels, idle_s=settings.pool_idle_s)
 
     async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._db, lambda: fn(*args, **kwargs))
@@ -161,6 +168,7 @@ class Gateway:
         finalize_deadline = loop.time() + 30
         while self.live and loop.time() < finalize_deadline:
             await asyncio.sleep(0.02)
+        self.pool.close()
         for conn in list(self.connections):
             if conn.conn is not None:
                 conn.conn.close()

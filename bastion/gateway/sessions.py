@@ -12,16 +12,18 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
 from bastion.classify import upstream_command
 from bastion.errors import BastionError, StoreError
-from bastion.gateway import admin, decisions, upstream
+from bastion.gateway import admin, decisions
+from bastion.gateway.pool import Lease
 from bastion.gateway.relay import EXTENDED_STDERR, AgentChannelSession, Relay, UpstreamChannelSession
 from bastion.masking import mask_bytes
 from bastion.policy.env import matches as env_matches
@@ -48,7 +50,7 @@ class LiveSession:
     record: Record
     connection: AgentConnection
     relay: Relay
-    upstream_conn: asyncssh.SSHClientConnection | None = None
+    upstream: Lease | None = None
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -220,11 +222,9 @@ async def _open(conn: AgentConnection, channel: AgentChannelSession, chan: async
 async def _connect(live: LiveSession, channel: AgentChannelSession, target: Target, command: str | None,
                    env: dict[str, str]) -> None:
     gateway, relay = live.connection.gateway, live.relay
-    try:
-        live.upstream_conn = await upstream.connect(
-            target, gateway.box, timeout=gateway.config.upstream.connect_timeout_s,
-            keepalive=gateway.config.upstream.keepalive_interval_s)
-        upstream_chan, _ = await live.upstream_conn.create_session(
+
+    def open_channel(conn: asyncssh.SSHClientConnection) -> Awaitable[tuple[asyncssh.SSHClientChannel[bytes], Any]]:
+        return conn.create_session(
             lambda: UpstreamChannelSession(relay),
             command,
             subsystem=channel.command if channel.kind == "subsystem" else None,
@@ -234,6 +234,9 @@ async def _connect(live: LiveSession, channel: AgentChannelSession, target: Targ
             env=env if channel.kind == "shell" else {},
             encoding=None,
         )
+
+    try:
+        (upstream_chan, _), live.upstream = await gateway.pool.open(target, open_channel)
     except BastionError as exc:
         relay.fail(str(exc), EXIT_FAILURE)
         return
@@ -251,8 +254,10 @@ async def _connect(live: LiveSession, channel: AgentChannelSession, target: Targ
 
 async def _finish(live: LiveSession, status: int | None, signal: str | None) -> None:
     try:
-        if live.upstream_conn is not None:
-            live.upstream_conn.close()
+        if live.relay.upstream is not None:
+            live.relay.upstream.close()
+        if live.upstream is not None:
+            live.upstream.release()
         await close_record(live.connection, live.record, status, signal,
                            {"masked": live.relay.mask_counts,
                             "duration_s": round(time.monotonic() - live.started, 3)})
