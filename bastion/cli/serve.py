@@ -58,15 +58,15 @@ async def serve(config: Config, host: str, port: int, *, stop: asyncio.Event | N
     except OSError as exc:
         raise BastionError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     bound = acceptor.sockets[0].getsockname()
-    gateway.event("server.start", details={"listen": f"{bound[0]}:{bound[1]}", "pid": gateway.pid})
+    await gateway.event("server.start", details={"listen": f"{bound[0]}:{bound[1]}", "pid": gateway.pid})
     policies = config.path(config.policies_dir)
-    gateway.event("policy.loaded", details={
+    await gateway.event("policy.loaded", details={
         name: hashlib.sha256((policies / name).read_bytes()).hexdigest() if (policies / name).exists() else None
         for name in POLICY_FILES})
     print(f"bastion: listening on {bound[0]}:{bound[1]}", file=sys.stderr, flush=True)
     background = [
         asyncio.ensure_future(gateway.run_background()),
-        asyncio.ensure_future(_checkpoints(audit)),
+        asyncio.ensure_future(_checkpoints(gateway, audit)),
     ]
     if ready is not None:
         ready(bound[1])
@@ -78,16 +78,16 @@ async def serve(config: Config, host: str, port: int, *, stop: asyncio.Event | N
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    gateway.event("server.stop", details={"pid": gateway.pid})
-    audit.close()
+    await gateway.event("server.stop", details={"pid": gateway.pid})
+    await gateway.db(audit.close)
     gateway.close()
     return 0
 
 
-async def _checkpoints(audit: AuditLog) -> None:
+async def _checkpoints(gateway: Gateway, audit: AuditLog) -> None:
     while True:
         await asyncio.sleep(5)
         try:
-            audit.maybe_checkpoint()
+            await gateway.db(audit.maybe_checkpoint)
         except BastionError as exc:
             log.error("audit checkpoint failed: %s", exc)

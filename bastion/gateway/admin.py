@@ -146,7 +146,8 @@ async def _dispatch(conn: AgentConnection, channel: AgentChannelSession, text: s
         raise Denied(f"'{args.verb}' is not allowed for your roles")
     view = _View(channel, getattr(args, "json", False))
     if args.verb not in ("approve", "deny"):
-        gateway.event("admin." + args.verb, subject=identity.subject, target="admin", details={"command": text})
+        await gateway.event("admin." + args.verb, subject=identity.subject, target="admin",
+                            details={"command": text})
     if args.verb == "help":
         return HELP, None
     if args.verb == "whoami":

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from bastion.approvals import ApprovalQueue
 from bastion.classify import load_rules
 from bastion.config import Config
+from bastion.errors import StoreError
 from bastion.gateway import upstream
 from bastion.gateway.pool import UpstreamPool
 from bastion.identity.model import Identity, IdentityRefused
@@ -78,19 +79,22 @@ class Gateway:
         if waiter is not None:
             waiter.set()
 
-    def verify(self, cert_blob: bytes, *, peer: str, login: str) -> Identity:
-        """Checks a presented certificate and its token; a refusal is audited and re-raised."""
+    async def verify(self, cert_blob: bytes, *, peer: str, login: str) -> Identity:
+        """Checks a presented certificate and its token; a refusal is audited and re-raised.
+
+        On the database thread: the token check reads the revocation list, and the loop must not wait on it.
+        """
         try:
-            return self._authenticator(cert_blob)
+            return await self.db(self._authenticator, cert_blob)
         except IdentityRefused as exc:
             details = {"reason": exc.reason, "peer": peer, **exc.context}
             log.warning("authentication refused for %s from %s: %s", login, peer, exc.reason)
-            self.event("auth.failure", subject=str(exc.context.get("subject", "")) or None, target=login,
-                       details=details)
+            await self.event("auth.failure", subject=str(exc.context.get("subject", "")) or None, target=login,
+                             details=details)
             raise
 
-    def authenticated(self, identity: Identity, *, peer: str, login: str) -> None:
-        self.event(
+    async def authenticated(self, identity: Identity, *, peer: str, login: str) -> None:
+        await self.event(
             "auth.success",
             subject=identity.subject,
             target=login,
@@ -105,8 +109,20 @@ class Gateway:
             },
         )
 
-    def event(self, kind: str, **fields: Any) -> None:
-        self._audit(kind, **fields)
+    async def event(self, kind: str, **fields: Any) -> None:
+        """Appends an audit event on the database thread; StoreError when it could not be written."""
+        await self.db(self._audit, kind, **fields)
+
+    def event_soon(self, kind: str, **fields: Any) -> None:
+        """For synchronous callbacks whose action is already refused: writes the event in the background."""
+
+        async def write() -> None:
+            try:
+                await self.event(kind, **fields)
+            except StoreError as exc:
+                log.error("audit event %s could not be written: %s", kind, exc)
+
+        self.spawn(write())
 
     def schedule_expiry(self, conn: AgentConnection) -> asyncio.TimerHandle:
         assert conn.identity is not None

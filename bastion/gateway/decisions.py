@@ -75,14 +75,14 @@ def _is_scp(text: str) -> bool:
     return bool(argv) and argv[0] == "scp" and any(a in ("-t", "-f") for a in argv[1:])
 
 
-def decide(conn: AgentConnection, target: Target, ask: Asked) -> Decision:
+async def decide(conn: AgentConnection, target: Target, ask: Asked) -> Decision:
     identity = conn.identity
     assert identity is not None
     decision = conn.gateway.policy.decide(identity.roles, target.name, target.labels, ask.request)
     details = {"request": ask.request.kind.value, "command": ask.text, **decision.to_dict()}
     if ask.verdict is not None:
         details |= {"verdict": ask.verdict.verdict, "reasons": list(ask.verdict.reasons)}
-    conn.gateway.event("request.decided", subject=identity.subject, target=target.name, details=details)
+    await conn.gateway.event("request.decided", subject=identity.subject, target=target.name, details=details)
     if decision.action == "deny":
         raise Ended(f"denied: '{ask.text}' on {target.name} ({decision.reason})", EXIT_DENIED)
     return decision

@@ -50,6 +50,7 @@ class AgentConnection(asyncssh.SSHServer):
         self.channels: set[AgentChannelSession] = set()
         self._expiry: asyncio.TimerHandle | None = None
         self.audit_failure: str | None = None  # auth.success could not be written: every channel is refused
+        self.audited: asyncio.Future[None] | None = None  # the auth.success write
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self.conn = conn
@@ -82,10 +83,10 @@ class AgentConnection(asyncssh.SSHServer):
     def validate_ca_key(self, username: str, key: asyncssh.SSHKey) -> bool:
         return False
 
-    def validate_certificate(self, username: str, cert_blob: bytes) -> bool:
+    async def validate_certificate(self, username: str, cert_blob: bytes) -> bool:
         """Called by `certext` for each certificate presented, before authentication can succeed."""
         try:
-            self._verified[cert_blob] = self.gateway.verify(cert_blob, peer=self.peer, login=username)
+            self._verified[cert_blob] = await self.gateway.verify(cert_blob, peer=self.peer, login=username)
         except IdentityRefused:
             return False
         return True
@@ -105,12 +106,16 @@ class AgentConnection(asyncssh.SSHServer):
                 self.conn.close()
             return
         self._verified.clear()
-        try:
-            self.gateway.authenticated(self.identity, peer=self.peer, login=self.login)
-        except StoreError as exc:
-            log.error("authentication of %s from %s could not be audited: %s", self.identity.subject, self.peer, exc)
-            self.audit_failure = str(exc)
+        # asyncssh has already told the client; channels wait for this write before they start (fail closed).
+        self.audited = asyncio.ensure_future(self._audit_auth(self.identity))
         self._expiry = self.gateway.schedule_expiry(self)
+
+    async def _audit_auth(self, identity: Identity) -> None:
+        try:
+            await self.gateway.authenticated(identity, peer=self.peer, login=self.login)
+        except StoreError as exc:
+            log.error("authentication of %s from %s could not be audited: %s", identity.subject, self.peer, exc)
+            self.audit_failure = str(exc)
 
     def session_requested(self) -> AgentChannelSession:
         return AgentChannelSession(lambda session: start_channel(self, session))
@@ -134,7 +139,7 @@ class AgentConnection(asyncssh.SSHServer):
     def _refused(self, what: str) -> None:
         subject = self.identity.subject if self.identity else "?"
         log.warning("refused %s for %s on %s from %s", what, subject, self.login, self.peer)
-        self.gateway.event(
+        self.gateway.event_soon(
             "request.refused", subject=subject, target=self.login, details={"request": what, "peer": self.peer}
         )
 

@@ -84,6 +84,8 @@ async def start_channel(conn: AgentConnection, channel: AgentChannelSession) -> 
 
 
 async def _start(conn: AgentConnection, channel: AgentChannelSession, chan: asyncssh.SSHServerChannel[bytes]) -> None:
+    if conn.audited is not None:
+        await conn.audited
     if conn.audit_failure is not None:
         raise StoreError("the audit log cannot be written; no session was opened")
     if conn.gateway.draining:
@@ -98,7 +100,7 @@ async def _start(conn: AgentConnection, channel: AgentChannelSession, chan: asyn
         raise BastionError(f"unknown target '{conn.login}'")
     try:
         ask = decisions.asked(channel, conn)
-        decision = decisions.decide(conn, target, ask)
+        decision = await decisions.decide(conn, target, ask)
         if decision.action == "approve":
             await decisions.hold(conn, chan, target, ask, decision)
     except decisions.Ended as end:
@@ -138,10 +140,11 @@ async def _identity_still_valid(conn: AgentConnection, chan: asyncssh.SSHServerC
     if not expired and not await gateway.db(StoreRevocations().is_revoked, identity.jti, identity.cert_serial,
                                             identity.key_fingerprint):
         return True
-    gateway.event("auth.failure", subject=identity.subject, target=conn.login,
-                  details={"reason": "expired" if expired else "revoked", "stage": "channel", "peer": conn.peer,
-                           "key_fingerprint": identity.key_fingerprint, "cert_serial": identity.cert_serial,
-                           "cert_key_id": identity.cert_key_id, "jti": identity.jti})
+    await gateway.event("auth.failure", subject=identity.subject, target=conn.login,
+                        details={"reason": "expired" if expired else "revoked", "stage": "channel",
+                                 "peer": conn.peer, "key_fingerprint": identity.key_fingerprint,
+                                 "cert_serial": identity.cert_serial, "cert_key_id": identity.cert_key_id,
+                                 "jti": identity.jti})
     refuse(chan, "token expired" if expired else "credentials revoked", EXIT_FAILURE)
     # Closing the connection at once could overtake the line: a multiplexing client drops what it had not
     # yet written out when the connection goes, so wait for the client to close the channel first.
@@ -178,8 +181,8 @@ async def open_record(conn: AgentConnection, channel: AgentChannelSession, targe
         sink.flush()
         await gateway.db(session_store.open_session, session_id, subject=identity.subject, target=target_name,
                          kind=channel.kind, command=channel.command, recording=str(relative), pid=gateway.pid)
-        gateway.event("session.open", subject=identity.subject, target=target_name, session_id=session_id,
-                      details={"kind": channel.kind, "command": channel.command, "recording": str(relative)})
+        await gateway.event("session.open", subject=identity.subject, target=target_name, session_id=session_id,
+                            details={"kind": channel.kind, "command": channel.command, "recording": str(relative)})
     except Exception:
         sink.close()
         raise StoreError("cannot record or audit this session; refused") from None
@@ -193,10 +196,10 @@ async def close_record(conn: AgentConnection, record: Record, status: int | None
     digest = record.sink.close()
     await gateway.db(session_store.close_session, record.id, exit_status=status, exit_signal=signal,
                      sha256=digest, size=record.sink.size)
-    gateway.event("session.close", subject=conn.identity.subject if conn.identity else None,
-                  target=conn.login, session_id=record.id,
-                  details={"exit_status": status, "exit_signal": signal, "recording": str(record.relative),
-                           "recording_sha256": digest, "recording_size": record.sink.size, **extra})
+    await gateway.event("session.close", subject=conn.identity.subject if conn.identity else None,
+                        target=conn.login, session_id=record.id,
+                        details={"exit_status": status, "exit_signal": signal, "recording": str(record.relative),
+                                 "recording_sha256": digest, "recording_size": record.sink.size, **extra})
 
 
 async def _open(conn: AgentConnection, channel: AgentChannelSession, chan: asyncssh.SSHServerChannel[bytes],
