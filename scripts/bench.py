@@ -13,6 +13,7 @@ straight to the same sshd with the sshd's client key.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sqlite3
@@ -29,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -208,6 +210,23 @@ def concurrency(r: Rig, agents: list[Agent], commands: int) -> dict[str, Any]:
             "rss_mb": round(rss.peak_kb / 1024, 1)}
 
 
+def target_session(r: Rig, runs: int) -> dict[str, Any]:
+    """What one session costs the target itself: `true` on an already open connection, no bastion involved."""
+
+    async def measure() -> list[float]:
+        async with asyncssh.connect("127.0.0.1", r.sshd.port, username=r.sshd.user, known_hosts=None,
+                                    client_keys=[str(r.sshd.root / "client_key")], agent_path=None,
+                                    config=None) as conn:
+            times = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                await conn.run("true", check=True)
+                times.append(time.perf_counter() - started)
+            return times
+
+    return {"runs": runs, "median_s": round(statistics.median(asyncio.run(measure())), 4)}
+
+
 def _event_times(db: Path, kind: str) -> list[tuple[str, datetime]]:
     with sqlite3.connect(db) as conn:
         rows = conn.execute("select details, time from audit_event where type = ? order by seq", (kind,))
@@ -251,6 +270,7 @@ def run_all(sizes: Sizes, progress: Callable[[str], None]) -> dict[str, Any]:
         _check(_timed(r.via_bastion(agent, "true"))[1], "warm-up")
         progress("latency")
         results["latency"] = latency(r, agent, sizes.latency_runs)
+        results["target_session"] = target_session(r, sizes.latency_runs)
         progress("throughput")
         results["throughput"] = throughput(r, agent, unmasked, sizes.throughput_mb)
         progress("approval release")
@@ -276,6 +296,8 @@ def table(res: dict[str, Any]) -> str:
         rows += [
             ("latency: ssh true, median (p95)", f"{lat['bastion_median_s']:.3f} s ({lat['bastion_p95_s']:.3f})",
              f"direct {lat['direct_median_s']:.3f} s ({lat['direct_p95_s']:.3f}); ratio {lat['ratio']:.2f}"),
+            ("target alone: a session on an open connection", f"{res['target_session']['median_s']:.3f} s",
+             "the target's own cost per command (its login shell's startup)"),
             (f"throughput {thr['mb']} MB, recorded, masking on", f"{thr['masking_on_mb_s']:.0f} MB/s",
              f"direct {thr['direct_mb_s']:.0f} MB/s; ratio {thr['ratio_masking_on']:.2f}"),
             (f"throughput {thr['mb']} MB, recorded, masking off", f"{thr['masking_off_mb_s']:.0f} MB/s",
