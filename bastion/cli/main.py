@@ -7,10 +7,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from bastion.cli import audit, cert, init, policy, replay, revoke, serve, target, token
+from bastion.cli import audit, cert, demo, init, policy, replay, revoke, serve, target, token
 from bastion.errors import BastionError
 
-VERB_GROUPS = (init, serve, target, policy, audit, replay, token, cert, revoke)
+VERB_GROUPS = (init, serve, target, policy, audit, replay, token, cert, revoke, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
