@@ -35,6 +35,20 @@ NOT_READ = [
     "`echo rm` x",
     "$(echo rm) x",
     "ls; $((1)) x",
+    # run-time words reach programs that accept any option but have some that write
+    "file {-C,} -m magic",
+    "echo -C | xargs file -m magic",
+    "dmesg $(echo -c)",
+    "dmesg {-c,}",
+    "dmesg *",
+    "dmesg -f {kern,-c}",
+    "journalctl {--vacuum-size=1,}",
+    "ss {-K,}",
+    "echo -K | xargs ss",
+    "rg {--pre=sh,} x",
+    "yq {-i,} .a f",
+    "tree {-o,/tmp/x}",
+    "rpm -q {-e,} x",
     # substitutions everywhere are walked
     "echo ${x:-$(rm f)}",
     'echo "$(rm f)"',
@@ -216,6 +230,9 @@ READ = [
     "# just a comment",
     "stat -c '%a %n' /etc/passwd",
     "tar tvf a.tar",
+    "ls {a,b}",
+    "dmesg -T -- $X",
+    "rg -n x /var/log/*.log",
 ]
 
 

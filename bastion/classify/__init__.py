@@ -14,9 +14,10 @@ Words known only at run time
 UNKNOWN. In an argument position they matter when they can become an option: an unquoted
 expansion can become any number of words (``find . $X`` with ``X=-delete``), and a glob such as
 ``*`` can match a file named ``-delete``. A dynamic word is therefore accepted only where no
-option of the program can write (rules marked ``any_flags``), after ``--``, as the value of an
-option (and then only if it cannot split), or when its known prefix (``/var/log/*``, ``./$f``)
-proves it cannot start with ``-``. ``find`` and ``test`` accept no such word in their expressions.
+option of the program can write (rules marked ``any_flags`` that list no ``write`` option, no
+``requires`` and no write subcommand), after ``--``, as the value of an option (and then only if it
+cannot split), or when its known prefix (``/var/log/*``, ``./$f``) proves it cannot start with
+``-``. Words ``xargs`` appends from its input are dynamic words too. ``find`` and ``test`` accept no such word in their expressions.
 Arithmetic on variables (``$((x))``, ``[[ $x -eq 0 ]]``) is UNKNOWN because bash evaluates array
 subscripts in the variable's value, which can run commands.
 

@@ -56,8 +56,8 @@ def parse_options(w: Walker, rule: ProgramRule, args: list[Word], *, stop_at_ope
             out.operands.append(arg)
             continue
         if text is None:
-            if not rule.any_flags:
-                w.unknown(f"an argument of '{rule.name}' known only at run time may become an option")
+            if not rule.any_flags or rule.guarded:
+                w.unknown(f"an argument of '{rule.name}' known only at run time may become an option{_why(w, rule)}")
             out.operands.append(arg)
             continue
         if text == "--" and rule.style == "gnu":
@@ -75,9 +75,22 @@ def _take_value(w: Walker, rule: ProgramRule, args: list[Word], i: int, name: st
     if i >= len(args):
         return None, i
     value = args[i]
-    if value.splits and not rule.any_flags:
-        w.unknown(f"the value of '{rule.name} {name}' may split into several words at run time")
+    if value.splits and (not rule.any_flags or rule.guarded):
+        w.unknown(f"the value of '{rule.name} {name}' may split into several words at run time{_why(w, rule)}")
     return value, i + 1
+
+
+def _why(w: Walker, rule: ProgramRule) -> str:
+    """Why a run-time word matters for a rule that otherwise accepts any option, with the rule cited."""
+    if rule.write:
+        option = min(rule.write)
+        return f", and '{rule.name} {option}' {rule.write[option]} {cite(w, rule)}"
+    if rule.requires:
+        return f", and without {' or '.join(rule.requires)} '{rule.name}' {rule.requires_reason} {cite(w, rule)}"
+    if rule.write_subcommands:
+        sub = min(rule.write_subcommands)
+        return f", and '{rule.name} {sub}' {rule.write_subcommands[sub]} {cite(w, rule)}"
+    return f" {cite(w, rule)}"
 
 
 def _resolve_long(w: Walker, rule: ProgramRule, name: str) -> str | None:

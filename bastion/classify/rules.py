@@ -55,6 +55,11 @@ class ProgramRule(_Strict):
     longs: tuple[str, ...] = Field(default=(), exclude=True)
     write_longs: tuple[str, ...] = Field(default=(), exclude=True)
 
+    @property
+    def guarded(self) -> bool:
+        """Some option, missing option or subcommand makes a call write: run-time words must not become one."""
+        return bool(self.write or self.requires or self.write_subcommands)
+
     @field_validator("flags")
     @classmethod
     def _option_names(cls, names: list[str]) -> list[str]:
