@@ -17,9 +17,10 @@ expansion can become any number of words (``find . $X`` with ``X=-delete``), and
 option of the program can write (rules marked ``any_flags`` that list no ``write`` option, no
 ``requires`` and no write subcommand), after ``--``, as the value of an option (and then only if it
 cannot split), or when its known prefix (``/var/log/*``, ``./$f``) proves it cannot start with
-``-``. Words ``xargs`` appends from its input are dynamic words too. ``find`` and ``test`` accept no such word in their expressions.
-Arithmetic on variables (``$((x))``, ``[[ $x -eq 0 ]]``) is UNKNOWN because bash evaluates array
-subscripts in the variable's value, which can run commands.
+``-``. Words ``xargs`` appends from its input are dynamic words too. ``find`` and ``test`` accept no
+such word in their expressions. Arithmetic on variables (``$((x))``, ``[[ $x -eq 0 ]]``, the offset
+and length of ``${x:1:n}``) is UNKNOWN because bash evaluates array subscripts in the variable's
+value, which can run commands.
 
 git and repository configuration
 --------------------------------

@@ -5,6 +5,7 @@ Kept apart from the statement walk so that each reads on its own; ``Walker`` mix
 
 from __future__ import annotations
 
+import re
 from itertools import pairwise
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,9 @@ _EXPANSION_OPS = frozenset({":-", "-", ":+", "+", ":?", "?", "#", "##", "%", "%%
                             "^", "^^", ",", ",,", ":", "${", "}"})  # fmt: skip
 _ARITH_NODES = frozenset({"number", "binary_expression", "unary_expression", "parenthesized_expression",
                           "ternary_expression"})  # fmt: skip
+# ${x:OFFSET:LENGTH} evaluates both as arithmetic (a variable's value can hold an array subscript that runs
+# commands), so only integer literals may follow the substring operator
+_LITERAL = re.compile(r"-?[0-9]+")
 WORD_NODES = frozenset({"word", "number", "raw_string", "string", "ansi_c_string", "concatenation",
                         "simple_expansion", "expansion", "command_substitution", "process_substitution",
                         "arithmetic_expansion", "regex", "extglob_pattern"})  # fmt: skip
@@ -148,9 +152,15 @@ class WordDecoder:
         out.append(Piece("", dynamic=True, splits=not quoted, free=not quoted))
 
     def check_expansion(self, node: Node) -> None:
+        substring = False
         for child in node.children:
             kind = child.type
-            if kind in ("variable_name", "special_variable_name", "regex", "number"):
+            if substring and kind not in (":", "}") and not (kind == "number" and _LITERAL.fullmatch(_t(child))):
+                self.unknown(f"the offset or length {_t(child)[:40]!r} in {_t(node)[:40]!r} is evaluated as arithmetic")
+                return
+            if kind == ":":
+                substring = True
+            elif kind in ("variable_name", "special_variable_name", "regex", "number"):
                 continue
             if kind == "subscript":
                 index = [c for c in child.children if c.is_named and c.type != "variable_name"]
