@@ -60,6 +60,9 @@ NOT_READ = [
     "ls <(rm f)",
     "ls >(rm f)",
     "echo $(( $(rm f) ))",
+    "echo `echo \\`touch /tmp/x\\``; echo done",
+    'echo "`echo \\`touch /tmp/x\\``"',
+    "echo `echo \\$(touch /tmp/x)`",
     # shell state and code execution
     "eval ls",
     "exec ls",
@@ -237,6 +240,7 @@ READ = [
     "stat -c '%a %n' /etc/passwd",
     "tar tvf a.tar",
     "ls {a,b}",
+    "echo `date`",
     "echo ${TERM:1:2} ${TERM: -1} ${TERM:-x}",
     "dmesg -T -- $X",
     "rg -n x /var/log/*.log",

@@ -175,6 +175,11 @@ class WordDecoder:
     def substitution(self, node: Node) -> None:
         if node.type == "process_substitution" and self.dialect != "bash":
             self.unknown("process substitution is bash syntax")
+        text = _t(node)
+        if text.startswith("`") and "\\" in text:
+            # bash removes \` \\ \$ inside backquotes and parses the result again; the tree does not
+            self.unknown(f"a backslash inside the backquoted substitution {text[:40]!r} is parsed again by bash")
+            return
         for child in node.children:
             if child.is_named:
                 self.statement(child)
