@@ -47,6 +47,7 @@ class ProgramRule(_Strict):
     skip_operands: int = 0
     kv_allow: list[str] = Field(default_factory=list)
     subcommands: dict[str, ProgramRule] = Field(default_factory=dict)
+    options_anywhere: bool = False
     write_subcommands: dict[str, str] = Field(default_factory=dict)
     bare: bool = True
 
@@ -75,22 +76,26 @@ class ProgramRule(_Strict):
             raise ValueError(f"unknown handler {handler!r} (known: {', '.join(HANDLERS)})")
         return handler
 
-    def _index(self, name: str) -> ProgramRule:
-        options: dict[str, Kind] = {}
+    def _index(self, name: str, outer: ProgramRule | None = None) -> ProgramRule:
+        """Index options; ``outer`` is the enclosing rule when its options may follow the subcommand."""
+        options: dict[str, Kind] = dict(outer.options) if outer is not None else {}
+        write = dict(outer.write) if outer is not None else {}
         for spec in [*self.flags, *self.write]:
             options[spec.rstrip("=?")] = _kind(spec)
-        write = {spec.rstrip("=?"): reason for spec, reason in self.write.items()}
-        subs = {key: sub._index(f"{name} {key}") for key, sub in self.subcommands.items()}
-        return self.model_copy(
+        write.update({spec.rstrip("=?"): reason for spec, reason in self.write.items()})
+        indexed = self.model_copy(
             update={
                 "name": name,
                 "options": options,
                 "write": write,
                 "longs": tuple(sorted(o for o in options if o.startswith("--"))),
                 "write_longs": tuple(sorted(o for o in write if o.startswith("--"))),
-                "subcommands": subs,
+                "options_anywhere": self.options_anywhere or (outer is not None and outer.options_anywhere),
             }
         )
+        inherit = indexed if indexed.options_anywhere else None
+        subs = {key: sub._index(f"{name} {key}", inherit) for key, sub in self.subcommands.items()}
+        return indexed.model_copy(update={"subcommands": subs})
 
 
 def _kind(spec: str) -> Kind:
