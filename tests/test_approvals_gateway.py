@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sqlite3
@@ -248,3 +249,45 @@ def test_whoami_and_help(gate: Bastion) -> None:
     who = admin(gate, auditor, "whoami").stdout.decode()
     assert "auditor-1" in who and "auditor" in who and "recordings.view" in who
     assert b"approvals show ID" in admin(gate, auditor, "help").stdout
+
+
+async def test_a_second_exec_on_a_held_channel_is_refused(gate: Bastion, tmp_path: Path) -> None:
+    """asyncssh accepts more start requests on a started channel; the bastion must not let one replace the
+    command that is waiting for approval."""
+    import asyncssh
+    from asyncssh.packet import String
+
+    reader, approver = gate.agent("reader-swap", ["reader"]), gate.agent("approver-12", ["approver"])
+    decided, swapped = tmp_path / "decided", tmp_path / "swapped"
+    key, cert = asyncssh.read_private_key(str(reader.key)), asyncssh.read_certificate(str(reader.cert))
+    async with asyncssh.connect("127.0.0.1", gate.port, username="web-1", client_keys=[(key, cert)],
+                                known_hosts=str(gate.root / "known_hosts"), agent_path=None, config=None) as conn:
+        process = await conn.create_process(f"touch {decided}", encoding=None)
+        line = await process.stderr.readline()
+        request = re.search(rb"request ([a-z0-9]+) ", line).group(1).decode()  # type: ignore[union-attr]
+        accepted = await process.channel._make_request(b"exec", String(f"touch {swapped}"))
+        assert accepted is False
+        result = await asyncio.to_thread(admin, gate, approver, f"approve {request}")
+        assert result.returncode == 0
+        completed = await process.wait(timeout=60)
+    assert completed.exit_status == 0
+    assert decided.exists() and not swapped.exists()
+
+
+def test_approvers_see_control_characters_escaped(gate: Bastion, tmp_path: Path) -> None:
+    reader, approver = gate.agent("reader-esc", ["reader"]), gate.agent("approver-13", ["approver"])
+    command = f"rm -rf {tmp_path} #\x1b[2K\r\x1b[1Asystemctl status [bold]nginx[/bold]"
+    proc = subprocess.Popen([*gate.ssh_args(reader, "web-1"), command], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    request = re.search(rb"request ([a-z0-9]+) ", proc.stderr.readline()).group(1).decode()  # type: ignore[union-attr]
+    plain = admin(gate, approver, "approvals").stdout
+    rich = gate.ssh(approver, "admin", "approvals", "-tt").stdout
+    shown = admin(gate, approver, f"approvals show {request}").stdout
+    for output in (plain, shown):
+        assert b"\x1b" not in output and b"\r" not in output
+        assert b"\\x1b[2K" in output
+    assert b"[bold]nginx[/bold]" in shown
+    assert b"\x1b[2K" not in rich and b"[bold]" in rich
+    assert admin(gate, approver, f"deny {request} --reason 'not this'").returncode == 0
+    assert proc.wait(60) == 77 and tmp_path.exists()

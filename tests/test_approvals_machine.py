@@ -338,3 +338,17 @@ def _check(before: Approval, after: Approval, required: int) -> None:
         assert after == before
     if after.state is State.PENDING:
         assert len(after.approvers) < required and replace(after, approvers=()) == replace(before, approvers=())
+
+
+def test_an_approval_is_bound_to_the_request_kind() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    step = machine.open_request(
+        id="k1", requester="agent", target="web-1", command="(interactive shell)", kind="write", verdict="UNKNOWN",
+        reasons=["x"], rule="r", required=1, wait_timeout_s=60, lifetime_s=60, session_id=None, now=now)
+    approved = machine.approve(step.approval, approver="human", comment=None, may_approve=True, now=now).approval
+    with pytest.raises(ApprovalError, match="different command"):
+        machine.use(approved, requester="agent", target="web-1", command="(interactive shell)", kind="shell",
+                    session_id=None, now=now)
+    used = machine.use(approved, requester="agent", target="web-1", command="(interactive shell)", kind="write",
+                       session_id=None, now=now)
+    assert used.approval.state is State.USED

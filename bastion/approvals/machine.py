@@ -229,9 +229,20 @@ def expire(approval: Approval, *, now: datetime) -> Step | None:
 
 
 def use(
-    approval: Approval, *, requester: str, target: str, command: str, session_id: str | None, now: datetime
+    approval: Approval,
+    *,
+    requester: str,
+    target: str,
+    command: str,
+    session_id: str | None,
+    now: datetime,
+    kind: str | None = None,
 ) -> Step:
-    """Consume the approval: only once, only in time, only by its requester for its target and exact command."""
+    """Consume the approval: only once, only in time, only by its requester for its target and exact command.
+
+    With `kind`, the request kind must match too: an approval of the text "(interactive shell)" given to an exec
+    request must not open a shell.
+    """
     state = effective_state(approval, now)
     if state is not State.APPROVED:
         raise ApprovalError(_unusable(approval.id, state))
@@ -239,7 +250,7 @@ def use(
         raise ApprovalError(f"approval {approval.id} was granted to someone else")
     if target != approval.target:
         raise ApprovalError(f"approval {approval.id} was granted for a different target")
-    if command != approval.command:
+    if command != approval.command or (kind is not None and kind != approval.kind):
         raise ApprovalError(f"approval {approval.id} was granted for a different command")
     after = replace(approval, state=State.USED, closed_at=now)
     details = _details(after, request_session_id=approval.session_id)

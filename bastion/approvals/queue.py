@@ -183,13 +183,20 @@ class ApprovalQueue:
         return self._decide(approval_id, lambda a, now: machine.expire(a, now=now), settle=False)
 
     def use(
-        self, approval_id: str, *, requester: str, target: str, command: str, session_id: str | None = None
+        self,
+        approval_id: str,
+        *,
+        requester: str,
+        target: str,
+        command: str,
+        kind: str | None = None,
+        session_id: str | None = None,
     ) -> Approval:
         """Consume the approval once, just before its command runs; any other use is ApprovalError."""
         return self._decide(
             approval_id,
             lambda a, now: machine.use(
-                a, requester=requester, target=target, command=command, session_id=session_id, now=now
+                a, requester=requester, target=target, command=command, kind=kind, session_id=session_id, now=now
             ),
         )
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import asyncssh
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from bastion.approvals import Approval, ApprovalError
 from bastion.errors import BastionError, NotFound
@@ -192,12 +193,12 @@ async def _decide(conn: AgentConnection, args: argparse.Namespace) -> str:
     if args.verb == "deny":
         await gateway.db(gateway.approvals.deny, args.id, approver=identity.subject, reason=args.reason,
                          may_approve=may)
-        return f"denied {args.id}: '{request.command}' on {request.target}\n"
+        return f"denied {args.id}: '{_shown(request.command)}' on {request.target}\n"
     done = await gateway.db(gateway.approvals.approve, args.id, approver=identity.subject, comment=args.comment,
                             may_approve=may)
     if len(done.approvers) < done.required:
         return f"approved {args.id} ({len(done.approvers)}/{done.required}): waiting for more approvers\n"
-    return f"approved {args.id}: '{request.command}' on {request.target} may run once\n"
+    return f"approved {args.id}: '{_shown(request.command)}' on {request.target} may run once\n"
 
 
 async def _sessions(conn: AgentConnection, view: _View, args: argparse.Namespace) -> str:
@@ -236,6 +237,15 @@ def _session_fields(s: session_store.SessionInfo) -> dict[str, Any]:
             "exit_signal": s.exit_signal, "recording": s.recording, "recording_sha256": s.recording_sha256}
 
 
+def _shown(value: object) -> str:
+    """Text as an approver may safely read it: control characters (ESC, CR, …) escaped, so an agent's command
+    cannot rewrite the approver's terminal to look like another command."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
 def _age(delta: Any) -> str:
     seconds = max(0, int(delta.total_seconds()))
     if seconds < 120:
@@ -258,20 +268,21 @@ class _View:
         if self.width:
             table = Table(*headers)
             for row in rows:
-                table.add_row(*(str(c) for c in row))
+                table.add_row(*(Text(_shown(c)) for c in row))  # Text: an agent's command is never markup
             return _rich(table, self.width)
-        cells = [list(headers)] + [[str(c) for c in row] for row in rows]
+        cells = [list(headers)] + [[_shown(c) for c in row] for row in rows]
         widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
         return "".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n" for r in cells)
 
     def fields(self, record: dict[str, Any]) -> str:
         if self.json:
             return json.dumps(record, indent=2, default=str) + "\n"
-        shown = {k: ("; ".join(v) if isinstance(v, list) else v) for k, v in record.items() if v not in (None, [])}
+        shown = {k: _shown("; ".join(v) if isinstance(v, list) else v)
+                 for k, v in record.items() if v not in (None, [])}
         if self.width:
             table = Table("FIELD", "VALUE", show_header=False)
             for key, value in shown.items():
-                table.add_row(key, str(value))
+                table.add_row(key, Text(value))
             return _rich(table, self.width)
         width = max(len(k) for k in shown)
         return "".join(f"{k.ljust(width)}  {v}\n" for k, v in shown.items())

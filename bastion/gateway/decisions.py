@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shlex
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -66,13 +66,13 @@ def asked(channel: AgentChannelSession, conn: AgentConnection) -> Asked:
     return Asked(Request(RequestKind.EXEC, verdict=verdict.verdict, detail=text), text, verdict)
 
 
+# Exactly what the legacy scp client asks the far side to run: `scp [-v -d -p -r] -t|-f [--] PATH`, the path a
+# plain word or one single-quoted string. Anything else (a second command, an expansion) is classified as usual.
+_SCP = re.compile(r"scp(?: -[dprv]+)* -[dprv]*[tf][dprv]*(?: -[dprv]+)*(?: --)? (?:'[^']*'|[\w./~@%+,:=-]+)")
+
+
 def _is_scp(text: str) -> bool:
-    """The legacy scp protocol runs `scp -t` (upload) or `scp -f` (download) on the far side."""
-    try:
-        argv = shlex.split(text)
-    except ValueError:
-        return False
-    return bool(argv) and argv[0] == "scp" and any(a in ("-t", "-f") for a in argv[1:])
+    return _SCP.fullmatch(text) is not None
 
 
 async def decide(conn: AgentConnection, target: Target, ask: Asked) -> Decision:
@@ -96,7 +96,7 @@ async def hold(conn: AgentConnection, chan: asyncssh.SSHServerChannel[bytes], ta
     env = dict(chan.get_environment())
     given = env.get("BASTION_APPROVAL")
     if given:
-        await _use(conn, given, target, ask)
+        await _use(conn, given, target, ask, decision.kind)
         return given
     reasons = list(ask.verdict.reasons) if ask.verdict is not None else [decision.reason]
     approval = await gateway.db(
@@ -115,7 +115,7 @@ async def hold(conn: AgentConnection, chan: asyncssh.SSHServerChannel[bytes], ta
             await asyncio.shield(gateway.db(gateway.approvals.withdraw, approval.id, requester=identity.subject))
         raise
     if state is State.APPROVED:
-        await _use(conn, approval.id, target, ask)
+        await _use(conn, approval.id, target, ask, decision.kind)
         return approval.id
     if state is State.DENIED:
         final = await gateway.db(gateway.approvals.get, approval.id)
@@ -148,12 +148,12 @@ async def _wait(conn: AgentConnection, approval_id: str, timeout: float) -> Stat
         gateway.forget_waiter(approval_id)
 
 
-async def _use(conn: AgentConnection, approval_id: str, target: Target, ask: Asked) -> None:
+async def _use(conn: AgentConnection, approval_id: str, target: Target, ask: Asked, kind: str) -> None:
     identity = conn.identity
     assert identity is not None
     try:
         await conn.gateway.db(conn.gateway.approvals.use, approval_id, requester=identity.subject,
-                              target=target.name, command=ask.text)
+                              target=target.name, command=ask.text, kind=kind)
     except ApprovalError as exc:
         raise Ended(f"denied: {exc}", EXIT_DENIED) from None
 

@@ -274,24 +274,35 @@ class AgentChannelSession(asyncssh.SSHServerSession[bytes]):
         self.task: asyncio.Task[Any] | None = None
         self._early: list[bytes] = []
         self._early_eof = False
+        self._requested = False
 
     def connection_made(self, chan: asyncssh.SSHChannel[bytes]) -> None:
         self.chan = chan  # type: ignore[assignment]
 
+    # One start request per channel: asyncssh accepts further exec/shell/subsystem requests on a started
+    # channel, and a second one must never replace the command that was decided (and maybe approved).
+
     def pty_requested(self, term_type: str, term_size: tuple[int, int, int, int], term_modes: Any) -> bool:
+        if self._requested:
+            return False
         self.term = (term_type, term_size, term_modes)
         return True
 
     def shell_requested(self) -> bool:
-        self.kind = "shell"
-        return True
+        return self._request("shell", None)
 
     def exec_requested(self, command: str) -> bool:
-        self.kind, self.command = "exec", command
-        return True
+        return self._request("exec", command)
 
     def subsystem_requested(self, subsystem: str) -> bool:
-        self.kind, self.command = "subsystem", subsystem
+        return self._request("subsystem", subsystem)
+
+    def _request(self, kind: str, command: str | None) -> bool:
+        if self._requested:
+            log.warning("refused a second %s request on a started channel", kind)
+            return False
+        self._requested = True
+        self.kind, self.command = kind, command
         return True
 
     def session_started(self) -> None:

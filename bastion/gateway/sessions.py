@@ -26,6 +26,7 @@ from bastion.gateway import admin, decisions
 from bastion.gateway.pool import Lease
 from bastion.gateway.relay import EXTENDED_STDERR, AgentChannelSession, Relay, UpstreamChannelSession
 from bastion.masking import mask_bytes
+from bastion.policy import RequestKind
 from bastion.policy.env import matches as env_matches
 from bastion.recording import CastEncoder, CastHeader, RecordingSink
 from bastion.store import sessions as session_store
@@ -106,12 +107,13 @@ async def _start(conn: AgentConnection, channel: AgentChannelSession, chan: asyn
     except decisions.Ended as end:
         refuse(chan, str(end), end.status)
         return
+    if not await _identity_still_valid(conn, chan):  # a hold can be long: revocation may have come meanwhile
+        return
     env = _passed_env(conn, target, dict(chan.get_environment()))
     command = None
-    if channel.kind == "exec":
-        assert channel.command is not None
+    if ask.request.kind is RequestKind.EXEC:
         term = {"TERM": channel.term[0]} if channel.term else {}
-        command = upstream_command(channel.command, shell=target.shell, env={**env, **term})
+        command = upstream_command(ask.text, shell=target.shell, env={**env, **term})
     live = await _open(conn, channel, chan, target)
     await _connect(live, channel, target, command, env)
 
