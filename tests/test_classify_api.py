@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bastion.classify import Verdict, classify, load_rules, upstream_command
+from bastion.classify import Verdict, classify, load_rules, safe_locale, upstream_command
 from bastion.errors import ConfigError, Refused
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +85,22 @@ def test_upstream_extra_env_cannot_override_fixed_values() -> None:
         a.split("=", 1) for a in shlex.split(upstream_command("ls", env={"PATH": "/tmp", "TERM": "xterm"}))[3:-5]
     )
     assert env["PATH"] == "/usr/sbin:/usr/bin:/sbin:/bin" and env["TERM"] == "xterm"
+
+
+@pytest.mark.parametrize(
+    ("value", "safe"),
+    [("C", True), ("POSIX", True), ("C.UTF-8", True), ("en_US.utf8", True), ("de_DE.UTF-8@euro", True),
+     ("zh_TW.BIG5", False), ("zh_CN.GBK", False), ("en_US", False), ("", False), ("C.UTF-8\nx", False)],
+)  # fmt: skip
+def test_safe_locale(value: str, safe: bool) -> None:
+    assert safe_locale(value) is safe
+
+
+def test_upstream_drops_unsafe_locales() -> None:
+    env = {"LANG": "zh_TW.BIG5", "LC_CTYPE": "zh_CN.GBK", "LC_ALL": "C.UTF-8", "TERM": "xterm"}
+    words = shlex.split(upstream_command("ls", env=env))
+    assert "LC_ALL=C.UTF-8" in words and "TERM=xterm" in words
+    assert not any(w.startswith(("LANG=", "LC_CTYPE=")) for w in words)
 
 
 def test_git_reads_neutralise_repository_config(tmp_path: Path) -> None:

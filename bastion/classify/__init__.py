@@ -33,17 +33,25 @@ refused. Per-path drivers chosen by ``.gitattributes`` (textconv, external diff,
 be neutralised by name, so subcommands that run them (``status``, ``diff``, ``show``, ``blame``,
 ``log -p``) are not on the read list and classify UNKNOWN.
 
+Locale
+------
+bash reads a script in the character set of its locale, and ``bash -c`` applies an assignment such as
+``LC_ALL=zh_TW.BIG5`` before it parses the next command: in BIG5 or GBK a backslash or quote byte can
+be the second half of a character, so the rest of the script would be tokenised differently from
+what was classified. LANG, LANGUAGE and LC_* may therefore only be set (in the command, through
+``env``, or by the gateway) to C, POSIX or a UTF-8 locale; ``safe_locale`` is that rule.
+
 The classifier never raises: an internal error is an UNKNOWN verdict with the reason.
 """
 
 from __future__ import annotations
 
-from bastion.classify.rules import CommandRules, ProgramRule, load_rules
+from bastion.classify.rules import CommandRules, ProgramRule, load_rules, safe_locale
 from bastion.classify.upstream import upstream_command
 from bastion.classify.verdict import Findings, Verdict
 from bastion.classify.walker import Context, run_script
 
-__all__ = ["CommandRules", "ProgramRule", "Verdict", "classify", "load_rules", "upstream_command"]
+__all__ = ["CommandRules", "ProgramRule", "Verdict", "classify", "load_rules", "safe_locale", "upstream_command"]
 
 
 def classify(text: str, rules: CommandRules) -> Verdict:

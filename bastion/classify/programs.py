@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from bastion.classify import special
 from bastion.classify.options import Parsed, cite, parse_options
-from bastion.classify.rules import ProgramRule
+from bastion.classify.rules import LOCALE_RULE, ProgramRule, is_locale_variable, safe_locale
 from bastion.classify.words import Word
 
 if TYPE_CHECKING:
@@ -120,9 +120,11 @@ def _wrapper(w: Walker, rule: ProgramRule, args: list[Word]) -> None:
         return
     if rule.name == "env":
         while rest and rest[0].text is not None and _ASSIGNMENT.match(rest[0].text):
-            var = _ASSIGNMENT.match(rest[0].text).group(1)  # type: ignore[union-attr]
+            var, _, value = (rest[0].text or "").partition("=")
             if not w.ctx.rules.assignment_allowed(var):
                 w.unknown(f"'env {var}=…' can change what the command does")
+            elif is_locale_variable(var) and not safe_locale(value):
+                w.unknown(f"'env {rest[0].text}' {LOCALE_RULE}")
             rest = rest[1:]
         if rest and rest[0].text is None:
             w.unknown("an argument of 'env' known only at run time may be an assignment")

@@ -20,6 +20,21 @@ from bastion.errors import ConfigError
 Kind = Literal["flag", "value", "optional"]
 HANDLERS = ("find", "sed", "awk", "tar", "shell", "wrapper", "xargs", "git", "fd", "test", "kv")
 _OPTION_RE = re.compile(r"^(-[^-\s=?]|--?[A-Za-z0-9][A-Za-z0-9_.-]*)[=?]?$")
+# Locales whose character sets cannot change how bash splits the rest of a script into tokens: in a
+# multibyte set such as BIG5 or GBK a backslash or quote byte can be part of a character.
+_SAFE_LOCALE = re.compile(r"C|POSIX|[A-Za-z][A-Za-z0-9_]*\.(?:UTF-8|utf8)(?:@[A-Za-z0-9_]+)?")
+
+
+LOCALE_RULE = "may change how bash tokenises the script (LANG, LANGUAGE and LC_* may only be C, POSIX or UTF-8)"
+
+
+def is_locale_variable(name: str) -> bool:
+    return name in ("LANG", "LANGUAGE") or name.startswith("LC_")
+
+
+def safe_locale(value: str) -> bool:
+    """May LANG, LANGUAGE or LC_* hold ``value``? Only C, POSIX and UTF-8 locales (``en_US.UTF-8@euro``)."""
+    return _SAFE_LOCALE.fullmatch(value) is not None
 
 
 class _Strict(BaseModel):

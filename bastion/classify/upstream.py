@@ -13,7 +13,7 @@ import shlex
 from collections.abc import Mapping
 
 from bastion.classify.parse import Unparsable, parse
-from bastion.classify.rules import CommandRules
+from bastion.classify.rules import CommandRules, is_locale_variable, safe_locale
 from bastion.classify.verdict import Findings
 from bastion.classify.walker import Context, Walker
 from bastion.errors import Refused
@@ -33,6 +33,12 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def fixed_environment() -> dict[str, str]:
+    """The variables every command runs with; they override whatever the caller passes.
+
+    No locale is set here: bash then reads the script in the C locale, or in the locale the caller
+    passes, which must satisfy ``safe_locale`` (``upstream_command`` drops any other value, and the
+    gateway filters an agent's environment with the same rule).
+    """
     env = {
         "PATH": SAFE_PATH,
         "GIT_PAGER": "cat",
@@ -52,12 +58,21 @@ def fixed_environment() -> dict[str, str]:
 
 
 def upstream_command(text: str, *, shell: str = "bash", env: Mapping[str, str] | None = None) -> str:
-    """The command line for the target's login shell; ``env`` adds allowed variables (TERM, LANG, LC_*)."""
+    """The command line for the target's login shell; ``env`` adds allowed variables (TERM, LANG, LC_*).
+
+    LANG, LANGUAGE and LC_* values that ``safe_locale`` refuses are dropped: bash would read the script
+    in that character set, where a backslash or quote byte can belong to a multibyte character, and so
+    tokenise it differently from the classifier.
+    """
     if shell not in ("bash", "sh"):
         raise ValueError(f"unknown target shell {shell!r} (bash or sh)")
     if "\0" in text:
         raise Refused("the command contains a NUL byte")
-    variables = {k: v for k, v in (env or {}).items() if _NAME.fullmatch(k) and "\0" not in v}
+    variables = {
+        k: v
+        for k, v in (env or {}).items()
+        if _NAME.fullmatch(k) and "\0" not in v and (not is_locale_variable(k) or safe_locale(v))
+    }
     variables.update(fixed_environment())
     prefix = ["exec", "/usr/bin/env", "-i", *(f"{k}={v}" for k, v in variables.items())]
     if shell == "bash":

@@ -15,7 +15,7 @@ from bastion.classify import programs
 from bastion.classify.decode import WORD_NODES, WordDecoder
 from bastion.classify.parse import MAX_DEPTH, MAX_SIMPLE_COMMANDS, Unparsable, parse, separated_by_blanks
 from bastion.classify.parse import text_of as _t
-from bastion.classify.rules import CommandRules
+from bastion.classify.rules import LOCALE_RULE, CommandRules, is_locale_variable, safe_locale
 from bastion.classify.verdict import Findings
 from bastion.classify.words import Word
 
@@ -123,14 +123,17 @@ class Walker(WordDecoder):
                 self.statement(child)
 
     def assignment(self, node: Node) -> None:
-        name = node.child_by_field_name("name") or node.children[0]
-        if not self.ctx.rules.assignment_allowed(_t(name)):
-            self.unknown(f"assigning {_t(name)!r} can change what later commands do")
+        name = _t(node.child_by_field_name("name") or node.children[0])
+        if not self.ctx.rules.assignment_allowed(name):
+            self.unknown(f"assigning {name!r} can change what later commands do")
+        values: list[Word] = []
         for child in node.children[1:]:
             if child.type in WORD_NODES:
-                self.fields(child)
+                values.extend(self.fields(child))
             elif child.type not in ("=",):
                 self.unknown(f"unsupported assignment {_t(node)[:40]!r}")
+        if is_locale_variable(name) and not (len(values) == 1 and safe_locale(values[0].text or "")):
+            self.unknown(f"'{_t(node)[:40]}' {LOCALE_RULE}")
 
     def refuse(self, node: Node) -> None:
         """declare/export/unset/…, and function definitions (which could shadow a read program)."""
