@@ -157,3 +157,13 @@ def test_password_credential_is_sealed_too(bastion: Bastion, sshd: Sshd) -> None
     listing = bastion.cli("target", "list").stdout
     assert "web-pw" in listing and "password" in listing
     assert "correct-horse" not in listing
+
+
+def test_multibyte_locales_do_not_reach_the_target(bastion: Bastion) -> None:
+    """In BIG5 or GBK a backslash byte can end a character, which would change how bash splits the command."""
+    agent = bastion.agent("agent-big5", ["tester"])
+    result = bastion.ssh(agent, "web-1", 'echo "all=${LC_ALL:-unset} lang=${LANG:-unset}"',
+                         "-o", "SetEnv=LC_ALL=zh_TW.BIG5 LANG=en_US.UTF-8")
+    assert result.returncode == 0
+    assert result.stdout == b"all=unset lang=en_US.UTF-8\n"
+    assert "refused environment LC_ALL (locale 'zh_TW.BIG5')" in bastion.log()

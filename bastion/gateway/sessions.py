@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
-from bastion.classify import upstream_command
+from bastion.classify import safe_locale, upstream_command
 from bastion.errors import BastionError, StoreError
 from bastion.gateway import admin, decisions
 from bastion.gateway.pool import Lease
@@ -125,7 +125,13 @@ def _passed_env(conn: AgentConnection, target: Target, requested: dict[str, str]
     allowed = conn.gateway.policy.allowed_env(identity.roles, target.name, target.labels)
     kept, refused = {}, []
     for name, value in requested.items():
-        if name in PASSED_ENV or name.startswith("LC_") or env_matches(name, allowed):
+        if name in PASSED_ENV or name.startswith("LC_"):
+            # A multibyte locale such as BIG5 would change how the target's bash splits the classified text.
+            if name == "TERM" or safe_locale(value):
+                kept[name] = value
+            else:
+                refused.append(f"{name} (locale {value!r})")
+        elif env_matches(name, allowed):
             kept[name] = value
         elif not name.startswith("BASTION_"):
             refused.append(name)
