@@ -121,7 +121,6 @@ EXAMPLES: dict[str, tuple[str, str]] = {
     "env": ("env", "env -i rm x"),
     "timeout": ("timeout 5 cat f", "timeout 5 rm f"),
     "nice": ("nice ls", "nice rm f"),
-    "nohup": ("nohup ls", "nohup rm f"),
     "stdbuf": ("stdbuf -oL cat f", "stdbuf -oL rm f"),
     "time": ("time ls", "time rm f"),
     "command": ("command -v ls", "command rm f"),
@@ -133,6 +132,24 @@ EXAMPLES: dict[str, tuple[str, str]] = {
     "dash": ("dash -c 'ls'", "dash -c 'rm f'"),
     "zsh": ("zsh -c 'ls -la'", "zsh -c 'ls *(e:rm:)'"),
 }
+
+# options that write or run code, each beside a READ use of the same program
+OPTION_EXAMPLES: list[tuple[str, str]] = [
+    ("sysctl -a", "sysctl -f /tmp/params.conf"),
+    ("rpm -q bash", "rpm -q -E '%(touch /tmp/x)'"),
+    ("rpm -qa", "rpm -q --eval '%{_dbpath}'"),
+    ("rpm -q --whatprovides sh", "rpm -q --pipe 'sh -c id' bash"),
+    ("rpm -q --qf '%{NAME}' bash", "rpm -q -D '_dbpath %(touch /tmp/x)' bash"),
+    ("fd -x cat", "fd --exec=touch"),
+    ("fd -Hxcat", "fd -xtouch"),
+    ("fd --exec-batch=cat", "fd --exec-batch=touch"),
+    ("fd -X cat", "fd -Xtouch"),
+    ("fd -t f -x cat {} \\; -X wc", "fd -x cat {} \\; -X touch"),
+    ("yq -o json .a f", "yq -s '.name' f"),
+    ("journalctl --cursor=s=1", "journalctl --cursor-file=/tmp/c"),
+    ("journalctl -n 20", "journalctl --image=/tmp/x.raw"),
+    ("timeout 5 ls", "nohup ls"),
+]
 
 
 def test_every_read_program_has_examples() -> None:
@@ -156,3 +173,9 @@ def test_write_list_program_is_write_with_reason(program: str) -> None:
     verdict = classify(f"{program} x", RULES)
     assert verdict.verdict == "WRITE"
     assert f"'{program}'" in verdict.reasons[0] and "policies/commands.yaml" in verdict.reasons[0]
+
+
+@pytest.mark.parametrize(("read", "write"), OPTION_EXAMPLES)
+def test_option_examples(read: str, write: str) -> None:
+    assert classify(read, RULES).is_read, classify(read, RULES).reasons
+    assert not classify(write, RULES).is_read, classify(write, RULES).reasons

@@ -20,6 +20,7 @@ __all__ = ["awk", "fd", "find", "sed", "tar"]
 
 _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "csh", "tcsh", "fish", "busybox"})
 _FIND_EXEC = frozenset({"-exec", "-execdir", "-ok", "-okdir"})
+_FD_EXEC = ("--exec", "--exec-batch")
 _FIND_OPERATORS = frozenset({"!", "(", ")", ",", "-a", "-o", "-not", "-and", "-or"})
 
 
@@ -91,16 +92,38 @@ def _find_primary(w: Walker, rule: ProgramRule, args: list[Word], i: int, placeh
 
 
 def fd(w: Walker, rule: ProgramRule, args: list[Word]) -> None:
-    """fd's -x/--exec and -X/--exec-batch take the rest of the line (or up to ';') as a command."""
+    """fd's -x/--exec and -X/--exec-batch take the rest of the line (or up to ';') as a command.
+
+    The command may start inside the option's word (``--exec=rm``, ``-xrm``, ``-Hx rm``), and a long
+    option is taken for --exec when it is a prefix of one, in case fd accepts abbreviations.
+    """
     for i, word in enumerate(args):
-        if word.text in ("-x", "--exec", "-X", "--exec-batch"):
-            end = next((j for j in range(i + 1, len(args)) if args[j].text == ";"), len(args))
-            parse_options(w, rule, args[:i])
-            _exec(w, rule, args[i + 1 : end], Word(None, "", False, True))
-            if end + 1 < len(args):
-                fd(w, rule, args[end + 1 :])
-            return
+        start = _fd_exec(rule, word.text)
+        if start is None:
+            continue
+        end = next((j for j in range(i + 1, len(args)) if args[j].text == ";"), len(args))
+        parse_options(w, rule, args[:i])
+        attached = [Word(start, start)] if start else []
+        _exec(w, rule, [*attached, *args[i + 1 : end]], Word(None, "", False, True))
+        if end + 1 < len(args):
+            fd(w, rule, args[end + 1 :])
+        return
     parse_options(w, rule, args)
+
+
+def _fd_exec(rule: ProgramRule, text: str | None) -> str | None:
+    """None if ``text`` does not start fd's command, else the part of the command attached to it ('' if none)."""
+    if text is None or not text.startswith("-") or text in ("-", "--"):
+        return None
+    if text.startswith("--"):
+        name, _, attached = text.partition("=")
+        return attached if any(o.startswith(name) for o in _FD_EXEC) else None
+    for j, ch in enumerate(text[1:], start=2):
+        if ch in "xX":
+            return text[j:].removeprefix("=")
+        if rule.options.get("-" + ch) == "value":
+            return None
+    return None
 
 
 def tar(w: Walker, rule: ProgramRule, args: list[Word]) -> None:
