@@ -117,3 +117,109 @@ def test_luhn() -> None:
     assert not luhn_ok(b"79927398710")
     assert card_ok(b"4111-1111-1111-1111")
     assert not card_ok(b"1111111111111117")  # Luhn-valid but no card network starts with 1
+
+
+# Generated for these tests (ssh-keygen -t ed25519, openssl genpkey); never used anywhere.
+OPENSSH_BODY = (
+    "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtz\n"
+    "c2gtZWQyNTUxOQAAACA8dvjenLTt28DBod7bNjAtiNJlOtjYJhv0Wkkw2cBrOAAA\n"
+    "YTx2+N6ctO3bwMGh3ts2MC2I0mU62NgmG/RaSTDZwGs4AAAAAAECAwQF\n"
+)
+PKCS8_ED25519 = "MC4CAQAwBQYDK2VwBCIEIAC7pUkXQ81ybdP2RVKDfo8A9lyVeYsln1MW1Eba3fFh\n"
+RSA_FIRST = "MIIEowIBAAKCAQEApGL1SxRO+Uql7FhLpqEDMIIBIjANBgkqhkiG9w0BAQEFAAOC\n"
+SPKI_FIRST = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEApGL1SxRO+Uql7FhLpqED\n"
+CERT_FIRST = "MIIDdzCCAl+gAwIBAgIEAgAAuTANBgkqhkiG9w0BAQUFADBaMQswCQYDVQQGEwJJ\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("db_\x1b[01;31m\x1b[Kpassword\x1b[m\x1b[K=hunter2secret", "db_\x1b[01;31m\x1b[Kpassword\x1b[m\x1b[K=[MASKED:"),
+        ("password=\x1b[01;31mhunter2\x1b[m rest", "password=\x1b[01;31m[MASKED:"),
+        (f"x {GH[:10]}\x1b[1;31m{GH[10:20]}\x1b[0m{GH[20:]} y", "x [MASKED:github-token] y"),
+        (f"\x1b[32m{GH}\x1b[0m", "\x1b[32m[MASKED:github-token]\x1b[0m"),
+        (
+            "\x1b]8;;file:///etc\x1b\\AKIAIOSFODNN7EXAMPLE\x1b]8;;\x1b\\",
+            "\x1b]8;;file:///etc\x1b\\[MASKED:aws-access-key]",
+        ),
+        ("\x1b]0;token=abc123\x07$ ", "\x1b]0;token=[MASKED:password-assignment]"),
+        ("\x1b(B\x1b[mapi_key\x1b(B\x1b[m: k-123", "api_key\x1b(B\x1b[m: [MASKED:password-assignment]"),
+    ],
+)
+def test_escape_sequences_do_not_hide_a_secret(text: str, expected: str) -> None:
+    out = masked(text)
+    assert expected in out
+    assert "hunter2" not in out and "abc123" not in out and "k-123" not in out and GH[20:] not in out
+
+
+def test_escape_sequences_outside_secrets_are_kept() -> None:
+    text = "\x1b[01;34mdir\x1b[0m  \x1b[01;32mrun.sh\x1b[0m  size=4096\x1b[K"
+    assert masked(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (OPENSSH_BODY + "-----END OPENSSH PRIVATE KEY-----\n$ ", "[MASKED:private-key]\n$ "),
+        ("$ sed -n 2,3p id\n" + OPENSSH_BODY + "$ ", "$ sed -n 2,3p id\n[MASKED:private-key]\n$ "),
+        (
+            "a\r\n" + PKCS8_ED25519.replace("\n", "\r\n") + "-----END PRIVATE KEY-----\r\nb\r\n",
+            "a\r\n[MASKED:private-key]\r\nb\r\n",
+        ),
+        (RSA_FIRST + RSA_FIRST + "\nnext\n", "[MASKED:private-key]\n\nnext\n"),
+        (RSA_FIRST + "abc def\n", "[MASKED:private-key]\nabc def\n"),
+    ],
+)
+def test_private_key_body_without_begin(text: str, expected: str) -> None:
+    assert mask_bytes(RULES, text.encode()) == expected.encode()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        SPKI_FIRST + "-----END PUBLIC KEY-----\n",
+        CERT_FIRST + CERT_FIRST + "-----END CERTIFICATE-----\n",
+        "MIIEowIBAAKCAQEA short\n",
+        "Mozilla/5.0 (X11; Linux x86_64)\n",
+        "MAX_CONNECTIONS=100\n",
+        "x " + PKCS8_ED25519,  # not at a line start
+    ],
+)
+def test_public_base64_and_look_alikes_are_not_key_bodies(text: str) -> None:
+    assert mask_bytes(RULES, text.encode()) == text.encode()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("MYSQL_PWD=hunter2 mysql -u root", "MYSQL_PWD=[MASKED:env-secret] mysql -u root"),
+        ("export SMTP_PASS='s3 cr3t'", "export SMTP_PASS='[MASKED:env-secret]'"),
+        ("STRIPE_KEY=sk_live_4eC39HqLyjWDarjtT1zdp7dc", "STRIPE_KEY=[MASKED:env-secret]"),
+        ("APP_ENCRYPTION_KEY=3f786850e387550fdab836ed7e6dc881", "APP_ENCRYPTION_KEY=[MASKED:env-secret]"),
+        (f'AWS_SECRET_ACCESS_KEY="{AWS_SECRET}"', 'AWS_SECRET_ACCESS_KEY="[MASKED:aws-secret-key]"'),
+        ("db.example.com:5432:app:alice:s3cr\\:et", "db.example.com:5432:app:alice:[MASKED:pgpass]"),
+        ("*:*:*:postgres:pw", "*:*:*:postgres:[MASKED:pgpass]"),
+    ],
+)
+def test_env_and_pgpass_secrets(text: str, expected: str) -> None:
+    assert masked(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "MAX_TOKENS=4096",
+        "max_tokens: 4096",
+        "SORT_KEY=name PRIMARY_KEY=user_id GPG_KEY=0xABCD1234",
+        "KMS_KEY=arn:aws:kms:eu-west-1:123456789012:key/abc",
+        "OLDPWD=/home/alice PWD=/tmp HOME_PASS=$PASSWORD_FILE",
+        "SSH_AUTH_SOCK=/tmp/ssh-XXXX/agent.123",
+        "file.c:12:5: error: expected ';'",
+        "12:30:45:123:foo",
+        "ERROR:5432:main:foo: something failed",
+        "2024-05-17T10:22:01.123Z INFO [worker-3] GET /api/v1/items/42 status=200",
+        "root:x:0:0:root:/root:/bin/bash",
+    ],
+)
+def test_env_and_pgpass_look_alikes(text: str) -> None:
+    assert masked(text) == text

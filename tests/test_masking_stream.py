@@ -115,6 +115,14 @@ FRAGMENTS = [
     b"ordinary log text",
     b"\xff\xfe",
     b"x" * 300,
+    b"\x1b[01;31m",
+    b"\x1b[m\x1b[K",
+    b"\x1b]0;title\x07",
+    b"\x1b",
+    b"\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtz",
+    b"\nMC4CAQAwBQYDK2VwBCIEIAC7pUkXQ81ybdP2RVKDfo8A9lyVeYsln1MW1Eba3fFh",
+    b"AAAABBBB",
+    b"$ ",
 ]
 
 
@@ -207,3 +215,47 @@ def test_masking_off_passes_bytes_through_untouched() -> None:
     assert masker.feed(b"AKIAIOSFODNN7EXAMPLE partial") == b"AKIAIOSFODNN7EXAMPLE partial"
     assert masker.flush() == b""
     assert masker.counts == {}
+
+
+BODY_SAMPLE = (
+    b"db_\x1b[01;31m\x1b[Kpassword\x1b[m\x1b[K=hunter2secret\n"
+    + b"\x1b[1m"
+    + SECRETS[3][:9]
+    + b"\x1b[0m"
+    + SECRETS[3][9:]
+    + b" MYSQL_PWD=hunter2\n"
+    + KEY_BODY
+    + b"\n"
+    + KEY_BODY
+    + b"\n-----END OPENSSH PRIVATE KEY-----\n"
+    + b"$ sed -n 2,3p key.pem\r\n"
+    + b"MC4CAQAwBQYDK2VwBCIEIAC7pUkXQ81ybdP2RVKDfo8A9lyVeYsln1MW1Eba3fFh\r\nAAAA\r\n$ "
+)
+
+
+def test_escapes_and_key_bodies_cut_at_every_offset_match_whole() -> None:
+    expected = whole(BODY_SAMPLE)
+    assert b"hunter2" not in expected and SECRETS[3][9:] not in expected
+    assert KEY_BODY not in expected and b"VeYsln1MW" not in expected
+    assert expected.count(b"[MASKED:private-key]") == 2
+    assert expected.endswith(b"[MASKED:private-key]\r\n$ ")
+    for offset in range(len(BODY_SAMPLE) + 1):
+        assert stream(BODY_SAMPLE, [offset])[0] == expected, offset
+    assert stream(BODY_SAMPLE, list(range(len(BODY_SAMPLE))))[0] == expected
+
+
+def test_long_coloured_line_chunkings_match_whole() -> None:
+    colour = b"\x1b[01;31m" + SECRETS[2][:20] + b"\x1b[m" + SECRETS[2][20:] + b"\x1b[K "
+    line = (b"\x1b[1mab\x1b[0m " * 3000 + colour) * 3 + b"\n"
+    expected = whole(line)
+    assert SECRETS[2][20:] not in expected
+    for size in (1, 4096, HOLD - 1, HOLD + 3):
+        assert stream(line, list(range(size, len(line), size)))[0] == expected, size
+
+
+def test_key_body_line_held_across_idle_flush_is_never_shown() -> None:
+    masker = Masker(RULES)
+    out = masker.feed(KEY_BODY + b"\n" + KEY_BODY[:30]) + masker.flush()
+    out += masker.feed(KEY_BODY[30:] + b"\n-----END OPENSSH") + masker.flush()
+    out += masker.feed(b" PRIVATE KEY-----\nok\n") + masker.flush()
+    assert out == b"[MASKED:private-key]\nok\n"

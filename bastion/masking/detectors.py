@@ -7,6 +7,7 @@ match a line break, and no match is longer than `MAX_SECRET` bytes. Lookbehinds 
 
 from __future__ import annotations
 
+import binascii
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,18 +64,67 @@ def card_ok(raw: bytes) -> bool:
     return 13 <= len(digits) <= 19 and digits[:1] in (b"2", b"3", b"4", b"5", b"6") and luhn_ok(digits)
 
 
+_RANDOM_KEY = re.compile(rb"(?=[^0-9]*[0-9])(?=[^A-Za-z]*[A-Za-z])[A-Za-z0-9+/=_\-.]{16,512}")
+
+
+def env_secret_ok(raw: bytes) -> bool:
+    """`*_PWD`/`*_PASS` hold a password whatever it looks like, unless it is a path or a variable reference;
+    `*_KEY` names ids and sort keys too, so its value must look random (16+ characters, letters and digits).
+    """
+    name, _, value = raw.partition(b"=")
+    value = value.strip(b"\"'")
+    if value[:1] in (b"/", b"$", b"~", b"<", b"*"):
+        return False
+    if not name.endswith(b"KEY"):
+        return True
+    return _RANDOM_KEY.fullmatch(value) is not None
+
+
 PRIVATE_KEY_BEGIN = re.compile(rb"-----BEGIN (?:[A-Z0-9]{1,16} ){0,3}PRIVATE KEY(?: BLOCK)?-----")
 PRIVATE_KEY_END = re.compile(rb"-----END (?:[A-Z0-9]{1,16} ){0,3}PRIVATE KEY(?: BLOCK)?-----")
 # Bytes kept while inside a key block so an END marker split across chunks is still seen.
 END_MARKER_MAX = 96
 
+# A private key body printed without its BEGIN line (`tail -n +2 id_ed25519`, `sed -n 2,5p key.pem`): a
+# whole line of base64 that starts an OpenSSH key ("openssh-key-v1") or a DER private key, found with the
+# \n before it (KEY_BODY_HINTS). Following base64 lines belong to it until the END marker or another line.
+KEY_BODY_START = re.compile(rb"\n(?:b3BlbnNzaC1rZXktdjE|M)[A-Za-z0-9+/]{15,75}={0,2}(?![^\r\n])")
+KEY_BODY_HINTS = (b"\nM", b"\nb3BlbnNzaC1rZXktdjE")
+KEY_BODY_LINE = re.compile(rb"[A-Za-z0-9+/]{1,76}={0,2}")
+_OPENSSH_MAGIC = b"b3BlbnNzaC1rZXktdjE"
+
+
+def key_body_start_ok(line: bytes) -> bool:
+    """OpenSSH magic, or DER SEQUENCE { INTEGER 0|1, ... }: PKCS#1 RSA, SEC1 EC, DSA and PKCS#8 keys.
+
+    Certificates, public keys, CSRs and encrypted PKCS#8 open with a nested SEQUENCE instead, so the
+    public material printed the same way stays visible (and so do encrypted keys: a documented limit).
+    """
+    if line.startswith(_OPENSSH_MAGIC):
+        return True
+    try:
+        der = binascii.a2b_base64(line[:12])
+    except binascii.Error:
+        return False
+    if len(der) < 9 or der[0] != 0x30:
+        return False
+    at = 2
+    if der[1] & 0x80:
+        width = der[1] & 0x7F
+        if not 1 <= width <= 3:
+            return False
+        at += width
+    return der[at : at + 2] == b"\x02\x01" and der[at + 2] in (0, 1)
+
+
 _ALNUM = rb"A-Za-z0-9"
 _B64URL = rb"A-Za-z0-9_\-"
 
 _PASSWORD_KEYS = (
-    rb"password|passwd|passphrase|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key"
+    rb"password|passwd|passphrase|secret|token(?!s)|api[_-]?key|apikey|access[_-]?key|private[_-]?key"
     rb"|client[_-]?secret|credentials?"
 )
+_VALUE = rb"(?:\"(?P<dq>[^\"\r\n]{1,512})\"|'(?P<sq>[^'\r\n]{1,512})'|(?P<bare>[^\s\"',;&]{1,512}))"
 _PASSWORD_HINTS = (b"pass", b"secret", b"token", b"key", b"credential")
 
 BUILTIN: tuple[Detector, ...] = (
@@ -142,15 +192,32 @@ BUILTIN: tuple[Detector, ...] = (
     ),
     Detector(
         "password-assignment",
-        re.compile(
-            rb"(?:" + _PASSWORD_KEYS + rb")[a-z0-9_\-]{0,32}[\"']?[ \t]*(?::=|[:=])[ \t]*"
-            rb"(?:\"(?P<dq>[^\"\r\n]{1,512})\"|'(?P<sq>[^'\r\n]{1,512})'|(?P<bare>[^\s\"',;&]{1,512}))"
-        ),
+        re.compile(rb"(?:" + _PASSWORD_KEYS + rb")[a-z0-9_\-]{0,32}[\"']?[ \t]*(?::=|[:=])[ \t]*" + _VALUE),
         value_groups=("dq", "sq", "bare"),
         hints=_PASSWORD_HINTS,
         hint_view="lower",
         hint_back=len(b"private_"),
         folded=True,
+    ),
+    Detector(
+        "env-secret",
+        re.compile(rb"(?<![A-Za-z0-9_])[A-Z][A-Z0-9_]{0,62}_(?:PWD|PASS|KEY)=" + _VALUE),
+        validator=env_secret_ok,
+        value_groups=("dq", "sq", "bare"),
+        hints=(b"_pwd=", b"pass", b"key"),  # "pass" and "key" are shared with password-assignment
+        hint_view="lower",
+        hint_back=64,
+    ),
+    Detector(
+        "pgpass",
+        re.compile(
+            rb"(?<![^\r\n])[A-Za-z0-9._\-*\[\]]{1,253}:(?:[0-9]{4,5}|\*)"
+            rb"(?::(?=[^:\r\n]*[A-Za-z*])[^:\s]{1,63}){2}:(?P<value>(?:\\[\\:]|[^\\:\s]){1,512})[ \t]*(?![^\r\n])"
+        ),
+        value_groups=("value",),
+        hints=(b"0000:", b":*:"),
+        hint_view="digits",
+        hint_back=254,
     ),
 )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import NamedTuple
 
+from bastion.masking.ansi import Stripped
 from bastion.masking.detectors import Detector, marker, value_span
 
 
@@ -83,7 +84,32 @@ def _segments(detector: Detector, views: _Views, buf: bytes, start: int, end: in
 
 
 def collect(detectors: tuple[Detector, ...], buf: bytes, start: int, end: int) -> list[Candidate]:
-    """Every match of every detector in buf[start:end], valid or not, ordered by value start."""
+    """Every match of every detector in buf[start:end], valid or not, ordered by value start.
+
+    A region holding escape sequences is also scanned without them (see ansi.py). A value found in the
+    original bytes starting at an escape took the sequence for text (`password=\x1b[01` stops at `;`):
+    it gives way to what the view finds. The view keeps the byte before the region for lookbehinds: the stream never
+    starts a region inside or right after an escape sequence.
+    """
+    found = _matches(detectors, buf, start, end)
+    if buf.find(b"\x1b", start, end) >= 0:
+        context = max(0, start - 1)
+        view = Stripped(buf, context, end)
+        found = [c for c in found if buf[c.value_start : c.value_start + 1] != b"\x1b"]
+        for c in _matches(detectors, view.text, start - context, len(view.text)):
+            found.append(
+                c._replace(
+                    start=view.to_buf(c.start),
+                    end=view.end_to_buf(c.end),
+                    value_start=view.to_buf(c.value_start),
+                    value_end=view.end_to_buf(c.value_end),
+                )
+            )
+    found.sort(key=lambda c: (c.value_start, c.priority, c.value_start - c.value_end))
+    return found
+
+
+def _matches(detectors: tuple[Detector, ...], buf: bytes, start: int, end: int) -> list[Candidate]:
     found: list[Candidate] = []
     views = _Views(buf, start, end)
     for priority, detector in enumerate(detectors):
@@ -97,7 +123,6 @@ def collect(detectors: tuple[Detector, ...], buf: bytes, start: int, end: int) -
                         match.start() + offset, match.end() + offset, vstart + offset, vend + offset, priority, valid
                     )
                 )
-    found.sort(key=lambda c: (c.value_start, c.priority, c.value_start - c.value_end))
     return found
 
 
@@ -135,10 +160,12 @@ def render(
     return b"".join(pieces)
 
 
-def safe_cut(candidates: list[Candidate], target: int, floor: int) -> int:
+def safe_cut(candidates: list[Candidate], escapes: list[tuple[int, int]], target: int, floor: int) -> int:
     """The last offset at or before target that no match straddles, so the next window rescans cleanly.
 
-    Falls back to target when chained matches reach back to floor (a pathological run of look-alikes).
+    It is not inside or right after an escape sequence either, so the next window's byte before its
+    start is the one a whole-text scan would see. Falls back to target when chained matches reach back
+    to floor (a pathological run of look-alikes).
     """
     cut = target
     moved = True
@@ -147,5 +174,9 @@ def safe_cut(candidates: list[Candidate], target: int, floor: int) -> int:
         for cand in candidates:
             if cand.start < cut < cand.end:
                 cut = cand.start
+                moved = True
+        for esc_start, esc_end in escapes:
+            if esc_start < cut <= esc_end:
+                cut = esc_start
                 moved = True
     return cut if cut > floor else target

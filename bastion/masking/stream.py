@@ -15,16 +15,27 @@ back; once it reaches HOLD bytes without a line break, the masker emits a prefix
 match straddles and at least OVERLAP bytes before the held end, so any secret up to MAX_SECRET bytes is
 still seen whole. Inside a private key block nothing is emitted or held except the last few bytes
 needed to recognise the END marker; the block's content is dropped, never buffered, however long.
+
+A key body printed without its BEGIN line opens a body instead: its base64 lines are dropped one by one
+(at most one line is held while undecided) up to the END marker or the first line that is not base64,
+which is emitted as usual. The stream starts as if after a line break, so a body can open it.
 """
 
 from __future__ import annotations
 
+import re
+
+from bastion.masking.ansi import escape_spans
 from bastion.masking.detectors import (
     END_MARKER_MAX,
+    KEY_BODY_HINTS,
+    KEY_BODY_LINE,
+    KEY_BODY_START,
     MAX_SECRET,
     PRIVATE_KEY_BEGIN,
     PRIVATE_KEY_END,
     Detector,
+    key_body_start_ok,
     marker,
 )
 from bastion.masking.policy import MaskingRules
@@ -35,6 +46,8 @@ OVERLAP = MAX_SECRET + 256
 # Already-emitted bytes kept so lookbehinds at a region start see the real previous byte.
 CONTEXT = 8
 _KEY = "private-key"
+_BREAK = re.compile(rb"\r\n|\r|\n")
+_END_PREFIX = re.compile(rb"-[-A-Z0-9 ]*")
 
 
 class Masker:
@@ -44,11 +57,12 @@ class Masker:
         self._active = bool(rules.detectors)
         self._keys = any(d.name == _KEY for d in rules.detectors)
         self._detectors: tuple[Detector, ...] = tuple(d for d in rules.detectors if d.name != _KEY)
-        self._buf = b""
-        self._pos = 0
+        self._buf = b"\n"
+        self._pos = 1
         # Where the next scan starts: before _pos only right after a flush cut a line.
-        self._resume = 0
+        self._resume = 1
         self._in_key = False
+        self._in_body = False
         self._counts: dict[str, int] = {}
 
     @property
@@ -80,11 +94,15 @@ class Masker:
                 if not self._skip_key():
                     break
                 continue
+            if self._in_body:
+                if not self._skip_body():
+                    break
+                continue
             region = self._next_region(final)
             if region is None:
                 break
             out.append(self._mask(*region))
-        if final and not self._in_key:
+        if final and not (self._in_key or self._in_body):
             self._resume = self._flushed_line_start()
         self._trim()
         return b"".join(out)
@@ -105,22 +123,47 @@ class Masker:
 
     def _mask(self, end: int, window: bool) -> bytes:
         buf, pos, scan_from = self._buf, self._pos, self._resume
-        begin = PRIVATE_KEY_BEGIN.search(buf, scan_from, end) if self._keys else None
-        if begin is not None:
-            end = max(pos, begin.start())
+        opener = self._opener(scan_from, end)
+        if opener is not None:
+            end = max(pos, opener[0])
         candidates = collect(self._detectors, buf, scan_from, end)
         if scan_from < pos:
             candidates = _after_flush(candidates, pos)
-        if window and begin is None:
-            end = safe_cut(candidates, end - OVERLAP, pos)
+        if window and opener is None:
+            escapes = escape_spans(buf, pos, end) if buf.find(b"\x1b", pos, end) >= 0 else []
+            end = safe_cut(candidates, escapes, end - OVERLAP, pos)
         text = render(self._detectors, buf, pos, end, resolve(candidates, end), self._counts)
         self._pos = self._resume = end
-        if begin is None:
+        if opener is None:
             return text
         self._counts[_KEY] = self._counts.get(_KEY, 0) + 1
-        self._pos = self._resume = begin.end()
-        self._in_key = True
+        self._pos = self._resume = max(end, opener[1])
+        self._in_key, self._in_body = opener[2], not opener[2]
         return text + marker(_KEY)
+
+    def _opener(self, start: int, end: int) -> tuple[int, int, bool] | None:
+        """(start, end, is_block) of the first BEGIN marker or key body in buf[start:end], if any."""
+        if not self._keys:
+            return None
+        begin = PRIVATE_KEY_BEGIN.search(self._buf, start, end)
+        limit = end if begin is None else begin.start()
+        body = self._key_body(max(0, start - 1), limit)
+        if body is not None:
+            return body[0], body[1], False
+        return None if begin is None else (begin.start(), begin.end(), True)
+
+    def _key_body(self, start: int, end: int) -> tuple[int, int] | None:
+        """The first line in buf[start:end] (start at the line break before it) opening a key body."""
+        first: tuple[int, int] | None = None
+        for hint in KEY_BODY_HINTS:
+            at = self._buf.find(hint, start, end)
+            while at >= 0 and (first is None or at < first[0]):
+                found = KEY_BODY_START.match(self._buf, at, end)
+                if found is not None and key_body_start_ok(found.group()[1:]):
+                    first = (at + 1, found.end())
+                    break
+                at = self._buf.find(hint, at + 1, end)
+        return first
 
     def _flushed_line_start(self) -> int:
         """Where the partial line just flushed began (at most MAX_SECRET back): rescanned with what follows."""
@@ -135,6 +178,33 @@ class Masker:
             return False
         self._pos = self._resume = found.end()
         self._in_key = False
+        return True
+
+    def _skip_body(self) -> bool:
+        """Drops the next base64 line of a key body, or closes it; False while that is undecided.
+
+        _pos is at the line break after the last line dropped (or inside that line after a flush).
+        """
+        buf = self._buf
+        brk = _BREAK.match(buf, self._pos)
+        line = self._pos if brk is None else brk.end()
+        closing = PRIVATE_KEY_END.match(buf, line)
+        if closing is not None:
+            self._pos = self._resume = closing.end()
+            self._in_body = False
+            return True
+        body = KEY_BODY_LINE.match(buf, line)
+        if body is not None and body.end() < len(buf) and buf[body.end()] in b"\r\n":
+            self._pos = self._resume = body.end()
+            return True
+        partial = buf[line:]
+        if (
+            len(buf) == line
+            or (body is not None and body.end() == len(buf))
+            or (len(partial) < END_MARKER_MAX and _END_PREFIX.fullmatch(partial) is not None)
+        ):
+            return False
+        self._in_body = False
         return True
 
     def _trim(self) -> None:
