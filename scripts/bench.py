@@ -264,24 +264,25 @@ def approval_release(r: Rig, rounds: int) -> dict[str, Any]:
 
 def run_all(sizes: Sizes, progress: Callable[[str], None]) -> dict[str, Any]:
     results: dict[str, Any] = {}
+
+    def step(key: str, measure: Callable[[], Any]) -> None:
+        progress(key)
+        results[key] = measure()
+        progress(f"{key}: {json.dumps(results[key])}")  # a long run that fails later keeps what it measured
+
+    step("classify_per_s", lambda: round(bench_classify(DEFAULT_CORPUS)))
+    step("masking", lambda: bench_masking(sizes.masking_mb))
     with tempfile.TemporaryDirectory(prefix="bastion-bench-") as tmp, rig(Path(tmp)) as r:
         agent = r.bastion.agent("bench-agent", [TESTER_ROLE])
         unmasked = r.bastion.agent("bench-unmasked", [UNMASKED_ROLE])
         _check(_timed(r.via_bastion(agent, "true"))[1], "warm-up")
-        progress("latency")
-        results["latency"] = latency(r, agent, sizes.latency_runs)
-        results["target_session"] = target_session(r, sizes.latency_runs)
-        progress("throughput")
-        results["throughput"] = throughput(r, agent, unmasked, sizes.throughput_mb)
-        progress("approval release")
-        results["approval"] = approval_release(r, sizes.approvals)
-        progress(f"concurrency: making {sizes.agents} agents")
+        step("latency", lambda: latency(r, agent, sizes.latency_runs))
+        step("target_session", lambda: target_session(r, sizes.latency_runs))
+        step("throughput", lambda: throughput(r, agent, unmasked, sizes.throughput_mb))
+        step("approval", lambda: approval_release(r, sizes.approvals))
+        progress(f"making {sizes.agents} agents")
         agents = [r.bastion.agent(f"bench-{n}", [TESTER_ROLE]) for n in range(sizes.agents)]
-        progress("concurrency")
-        results["concurrency"] = concurrency(r, agents, sizes.commands)
-    progress("classifier and masker")
-    results["classify_per_s"] = round(bench_classify(DEFAULT_CORPUS))
-    results["masking"] = bench_masking(sizes.masking_mb)
+        step("concurrency", lambda: concurrency(r, agents, sizes.commands))
     results["latency_ratio"] = results["latency"]["ratio"]
     results["throughput_ratio"] = results["throughput"]["ratio_masking_on"]
     results["approval_release_s"] = results["approval"]["approved_to_session_open_s"]
@@ -324,7 +325,7 @@ def main() -> int:
     args = parser.parse_args()
 
     def progress(step: str) -> None:
-        print(f"bench: {step}…", file=sys.stderr, flush=True)
+        print(f"bench: {step}", file=sys.stderr, flush=True)
 
     if args.what == "classify":
         results: dict[str, Any] = {"classify_per_s": round(bench_classify(DEFAULT_CORPUS))}
