@@ -157,6 +157,8 @@ def test_no_wait_then_rerun_with_the_approval(gate: Bastion, tmp_path: Path) -> 
     assert first.returncode == 75
     request = re.search(rb"request ([a-z0-9]+) ", first.stderr).group(1).decode()  # type: ignore[union-attr]
     assert f"BASTION_APPROVAL={request}".encode() in first.stderr
+    early = gate.ssh(reader, "web-1", command, "-o", f"SetEnv=BASTION_APPROVAL={request}")
+    assert early.returncode == 75 and b"still pending" in early.stderr and not marker.exists()
     assert admin(gate, approver, f"approve {request}").returncode == 0
     rerun = gate.ssh(reader, "web-1", command, "-o", f"SetEnv=BASTION_APPROVAL={request}")
     assert rerun.returncode == 0 and marker.exists()

@@ -96,6 +96,7 @@ async def hold(conn: AgentConnection, chan: asyncssh.SSHServerChannel[bytes], ta
     env = dict(chan.get_environment())
     given = env.get("BASTION_APPROVAL")
     if given:
+        await _still_pending(conn, given, target, ask)
         await _use(conn, given, target, ask, decision.kind)
         return given
     reasons = list(ask.verdict.reasons) if ask.verdict is not None else [decision.reason]
@@ -146,6 +147,19 @@ async def _wait(conn: AgentConnection, approval_id: str, timeout: float) -> Stat
             wake.clear()
     finally:
         gateway.forget_waiter(approval_id)
+
+
+async def _still_pending(conn: AgentConnection, approval_id: str, target: Target, ask: Asked) -> None:
+    """A rerun of the very same request before anyone decided is told 75 (still pending), not 77 (refused)."""
+    identity = conn.identity
+    assert identity is not None
+    with contextlib.suppress(BastionError):
+        approval = await conn.gateway.db(conn.gateway.approvals.get, approval_id)
+        if (await conn.gateway.db(conn.gateway.approvals.state, approval_id) is State.PENDING
+                and (approval.requester, approval.target, approval.command)
+                == (identity.subject, target.name, ask.text)):
+            raise Ended(f"approval required: request {approval_id} for '{ask.text}' on {target.name} is still "
+                        "pending", EXIT_PENDING)
 
 
 async def _use(conn: AgentConnection, approval_id: str, target: Target, ask: Asked, kind: str) -> None:
