@@ -149,6 +149,9 @@ OPTION_EXAMPLES: list[tuple[str, str]] = [
     ("journalctl --cursor=s=1", "journalctl --cursor-file=/tmp/c"),
     ("journalctl -n 20", "journalctl --image=/tmp/x.raw"),
     ("timeout 5 ls", "nohup ls"),
+    ("lsof -nP -i :22", "lsof -Db"),
+    ("rpm -q -l bash", "rpm -q --initdb"),
+    ("xargs -P 4 -n 1 wc -l", "xargs --process-slot-var=BASH_ENV bash -c ls"),
 ]
 
 
