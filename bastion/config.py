@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from bastion.errors import ConfigError
 from bastion.identity.settings import IdentitySettings
+from bastion.yamlfile import read_mapping, validate
 
 DEFAULT_CONFIG = "bastion.yaml"
 
@@ -84,24 +82,8 @@ def config_path(explicit: str | None) -> Path:
 
 
 def load_config(path: Path) -> Config:
-    try:
-        raw: Any = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file (run 'bastion init --dir DIR' or pass --config)") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+    raw = read_mapping(path, str(path), missing="no such file (run 'bastion init --dir DIR' or pass --config)")
     base = path.resolve().parent
-    try:
-        config = Config.model_validate({**raw, "base_dir": base})
-    except ValidationError as exc:
-        raise ConfigError(f"{path}: {_first_error(exc)}") from None
+    config = validate(Config, {**raw, "base_dir": base}, str(path))
     config.identity = config.identity.resolve(base)
     return config
-
-
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(part) for part in err["loc"]) or "(top level)"
-    return f"{where}: {err['msg']}"

@@ -35,7 +35,7 @@ def test_never_raises_on_non_text() -> None:
         ("version: 2", "version"),
         ("read: {rm: {}}\nwrite: {rm: deletes}", "both the read and the write list"),
         ("- a list", "mapping"),
-        ("read: [", "not valid YAML"),
+        ("read: [", "invalid YAML"),
     ],
 )
 def test_bad_rules_are_one_line_config_errors(tmp_path: Path, text: str, key: str) -> None:

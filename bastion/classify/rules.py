@@ -12,10 +12,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bastion.errors import ConfigError
+from bastion.yamlfile import read_mapping, validate
 
 Kind = Literal["flag", "value", "optional"]
 HANDLERS = ("find", "sed", "awk", "tar", "shell", "wrapper", "xargs", "git", "fd", "test", "kv")
@@ -155,17 +155,8 @@ def load_rules(path: Path) -> CommandRules:
 
 @lru_cache(maxsize=8)
 def _load_cached(path: str, _mtime: int, _size: int, label: str) -> CommandRules:
+    data = read_mapping(Path(path), label)
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{label}: not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{label}: expected a mapping at the top level")
-    try:
-        return CommandRules.model_validate({**data, "source": label}).indexed()
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise ConfigError(f"{label}: {where}: {err['msg']}") from None
+        return validate(CommandRules, {**data, "source": label}, label).indexed()
     except ValueError as exc:
         raise ConfigError(f"{label}: {exc}") from None

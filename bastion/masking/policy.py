@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from bastion.errors import ConfigError
 from bastion.masking.detectors import BUILTIN, BUILTIN_NAMES, Detector, custom_detector
+from bastion.yamlfile import read_mapping, validate
 
 _NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
@@ -145,26 +144,4 @@ def load_masking(path: str | Path) -> MaskingPolicy:
     path = Path(path)
     if not path.exists():
         return MaskingPolicy()
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: cannot read: {err.__class__.__name__}") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: invalid YAML{where}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    try:
-        return MaskingPolicy.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(f"{path}: {_first_problem(err)}") from None
-
-
-def _first_problem(err: ValidationError) -> str:
-    problem = err.errors(include_input=False, include_url=False)[0]
-    msg = problem["msg"].removeprefix("Value error, ")
-    loc = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in problem["loc"]).lstrip(".")
-    return f"{loc}: {msg}" if loc else msg
+    return validate(MaskingPolicy, read_mapping(path, str(path)), str(path))

@@ -12,12 +12,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bastion.errors import ConfigError
 from bastion.policy import env
 from bastion.policy.request import Action
+from bastion.yamlfile import read_mapping, validate
 
 POLICY_FILE = "policy.yaml"
 ROLE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$"
@@ -130,25 +129,4 @@ def read_policy_file(policies_dir: Path) -> PolicyFile:
     """Reads and validates policies_dir/policy.yaml; every problem is one ConfigError line naming the key."""
     path = Path(policies_dir) / POLICY_FILE
     label = f"{path.parent.name}/{path.name}"
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{label}: no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{label}: cannot read: {err.__class__.__name__}") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise ConfigError(f"{label}: invalid YAML" + (f" at line {mark.line + 1}" if mark else "")) from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{label}: expected a mapping at the top level")
-    try:
-        return PolicyFile.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(f"{label}: {_first_problem(err)}") from None
-
-
-def _first_problem(err: ValidationError) -> str:
-    problem = err.errors(include_input=False, include_url=False)[0]
-    msg = problem["msg"].removeprefix("Value error, ")
-    loc = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in problem["loc"]).lstrip(".")
-    return f"{loc}: {msg}" if loc else msg
+    return validate(PolicyFile, read_mapping(path, label), label)
