@@ -170,7 +170,7 @@ class UpstreamPool:
 
     def _release(self, entry: _Entry) -> None:
         entry.sessions -= 1
-        if entry.sessions > 0 or entry.conn is None:
+        if entry.sessions > 0 or entry.conn is None or entry not in self._entries.get(entry.key, []):
             return
         if entry.retired or self._closed:
             self._drop(entry, "retired")
