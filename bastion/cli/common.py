@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from bastion.config import Config, config_path, load_config
 from bastion.store import db
+from bastion.textfmt import aligned
 
 
 def open_config(args: argparse.Namespace) -> Config:
@@ -18,8 +19,4 @@ def open_config(args: argparse.Namespace) -> Config:
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     """Plain aligned columns (for terminals and scripts alike)."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    for row in cells:
-        sys.stdout.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-        sys.stdout.write("\n")
+    sys.stdout.write(aligned(headers, [["" if c is None else str(c) for c in row] for row in rows]))

@@ -25,15 +25,16 @@ from rich.text import Text
 
 from bastion.approvals import Approval, ApprovalError
 from bastion.errors import BastionError, NotFound
+from bastion.gateway.messages import EXIT_DENIED
 from bastion.store import sessions as session_store
 from bastion.store import targets as target_store
+from bastion.textfmt import aligned
 
 if TYPE_CHECKING:
     from bastion.gateway.relay import AgentChannelSession
     from bastion.gateway.server import AgentConnection
 
 log = logging.getLogger("bastion.admin")
-EXIT_DENIED = 77
 EXIT_USAGE = 2
 
 HELP = """\
@@ -270,9 +271,7 @@ class _View:
             for row in rows:
                 table.add_row(*(Text(_shown(c)) for c in row))  # Text: an agent's command is never markup
             return _rich(table, self.width)
-        cells = [list(headers)] + [[_shown(c) for c in row] for row in rows]
-        widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-        return "".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n" for r in cells)
+        return aligned(headers, [[_shown(c) for c in row] for row in rows])
 
     def fields(self, record: dict[str, Any]) -> str:
         if self.json:

@@ -16,6 +16,7 @@ from bastion.classify import load_rules
 from bastion.config import Config
 from bastion.errors import StoreError
 from bastion.gateway import upstream
+from bastion.gateway.messages import EXIT_FAILURE
 from bastion.gateway.pool import UpstreamPool
 from bastion.identity.model import Identity, IdentityRefused
 from bastion.masking import load_masking
@@ -136,7 +137,7 @@ class Gateway:
         """Ends every session of `conn` with `reason`, waits until they are on record, then disconnects."""
         sessions = [s for s in self.live if s.connection is conn]
         for session in sessions:
-            session.relay.fail(reason, 255)
+            session.relay.fail(reason, EXIT_FAILURE)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 10
         while any(s in self.live for s in sessions) and loop.time() < deadline:
@@ -151,7 +152,7 @@ class Gateway:
     def kill_local(self, session_id: str, by: str) -> bool:
         for session in self.live:
             if session.id == session_id:
-                session.relay.fail(f"session ended by {by}", 255)
+                session.relay.fail(f"session ended by {by}", EXIT_FAILURE)
                 return True
         return False
 
@@ -179,7 +180,7 @@ class Gateway:
         while self.live and loop.time() < deadline:
             await asyncio.sleep(0.05)
         for session in list(self.live):
-            session.relay.fail("the bastion is shutting down", 255)
+            session.relay.fail("the bastion is shutting down", EXIT_FAILURE)
         # Sessions leave `live` once their recording, row and close event are written.
         finalize_deadline = loop.time() + 30
         while self.live and loop.time() < finalize_deadline:

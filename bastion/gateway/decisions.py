@@ -20,6 +20,7 @@ import asyncssh
 from bastion.approvals import ApprovalError, State
 from bastion.classify import Verdict, classify
 from bastion.errors import BastionError
+from bastion.gateway.messages import EXIT_DENIED, EXIT_PENDING, line
 from bastion.policy import Decision, Request, RequestKind
 from bastion.store.targets import Target
 
@@ -27,8 +28,6 @@ if TYPE_CHECKING:
     from bastion.gateway.relay import AgentChannelSession
     from bastion.gateway.server import AgentConnection
 
-EXIT_DENIED = 77
-EXIT_PENDING = 75
 POLL_S = 0.25
 SHELL_TEXT = "(interactive shell)"
 
@@ -173,8 +172,7 @@ async def _use(conn: AgentConnection, approval_id: str, target: Target, ask: Ask
 
 
 def _say(chan: asyncssh.SSHServerChannel[bytes], message: str) -> None:
-    eol = "\r\n" if chan.get_terminal_type() else "\n"
-    chan.write(f"bastion: {message}{eol}".encode(), asyncssh.EXTENDED_DATA_STDERR)
+    chan.write(line(message, pty=bool(chan.get_terminal_type())), asyncssh.EXTENDED_DATA_STDERR)
 
 
 def _duration(seconds: float) -> str:

@@ -21,6 +21,7 @@ import asyncssh
 
 from bastion.errors import StoreError
 from bastion.gateway import compat
+from bastion.gateway.messages import EXIT_FAILURE, line
 from bastion.masking import Masker, MaskingRules
 from bastion.recording import CastEncoder, RecordingSink
 
@@ -188,14 +189,10 @@ class Relay:
 
     def fail(self, message: str, status: int) -> None:
         """Ends the session from the bastion's side with one `bastion:` line on stderr."""
-        line = f"bastion: {message}\r\n" if self.agent.get_terminal_type() else f"bastion: {message}\n"
-        if not self._done:
-            try:
-                self._record(self._encoder.output(time.monotonic(), line.encode()))
-            except StoreError:
-                log.error("recording failed while reporting: %s", message)
+        text = line(message, pty=bool(self.agent.get_terminal_type()))
+        self._record(self._encoder.output(time.monotonic(), text))
         if not self._agent_closed:
-            self.agent.write(line.encode(), EXTENDED_STDERR)
+            self.agent.write(text, EXTENDED_STDERR)
         if self.upstream is not None:
             self.upstream.close()
         self.finish(lambda: self.agent.exit(status))
@@ -204,7 +201,7 @@ class Relay:
         try:
             self._sink.flush()
         except StoreError as exc:
-            self.fail(f"{exc}; session stopped", 255)
+            self.fail(f"{exc}; session stopped", EXIT_FAILURE)
 
     @property
     def exit_status(self) -> int | None:
@@ -244,7 +241,7 @@ class Relay:
         try:
             self._sink.write(line)
         except StoreError as exc:
-            self.fail(f"{exc}; session stopped", 255)
+            self.fail(f"{exc}; session stopped", EXIT_FAILURE)
 
     def upstream_eof(self) -> None:
         """Upstream's output ended: flush the maskers; the agent's EOF waits for the exit status.

@@ -23,6 +23,7 @@ import asyncssh
 from bastion.classify import safe_locale, upstream_command
 from bastion.errors import BastionError, StoreError
 from bastion.gateway import admin, decisions
+from bastion.gateway.messages import EXIT_FAILURE, line
 from bastion.gateway.pool import Lease
 from bastion.gateway.relay import EXTENDED_STDERR, AgentChannelSession, Relay, UpstreamChannelSession
 from bastion.masking import mask_bytes
@@ -42,7 +43,6 @@ log = logging.getLogger("bastion.sessions")
 PASSED_ENV = ("TERM", "LANG")
 DEFAULT_SIZE = (80, 24)
 ADMIN_LOGIN = "admin"
-EXIT_FAILURE = 255
 CHANNEL_CLOSE_WAIT_S = 5.0
 
 
@@ -64,9 +64,8 @@ def new_session_id() -> str:
 
 
 def refuse(chan: asyncssh.SSHServerChannel[bytes], message: str, status: int) -> None:
-    eol = "\r\n" if chan.get_terminal_type() else "\n"
     if not chan.is_closing():
-        chan.write(f"bastion: {message}{eol}".encode(), EXTENDED_STDERR)
+        chan.write(line(message, pty=bool(chan.get_terminal_type())), EXTENDED_STDERR)
         chan.exit(status)
 
 
