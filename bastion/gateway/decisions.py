@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,6 +18,7 @@ import asyncssh
 
 from bastion.approvals import ApprovalError, State
 from bastion.classify import Verdict, classify
+from bastion.classify.scp import is_legacy_scp
 from bastion.errors import BastionError
 from bastion.gateway.messages import EXIT_DENIED, EXIT_PENDING, line
 from bastion.policy import Decision, Request, RequestKind
@@ -59,19 +59,10 @@ def asked(channel: AgentChannelSession, conn: AgentConnection) -> Asked:
     if channel.kind == "shell":
         return Asked(Request(RequestKind.SHELL, detail=SHELL_TEXT), SHELL_TEXT, None)
     text = channel.command or ""
-    if _is_scp(text):
+    if is_legacy_scp(text):
         return Asked(Request(RequestKind.SCP, detail=text), text, None)
     verdict = classify(text, conn.gateway.rules)
     return Asked(Request(RequestKind.EXEC, verdict=verdict.verdict, detail=text), text, verdict)
-
-
-# Exactly what the legacy scp client asks the far side to run: `scp [-v -d -p -r] -t|-f [--] PATH`, the path a
-# plain word or one single-quoted string. Anything else (a second command, an expansion) is classified as usual.
-_SCP = re.compile(r"scp(?: -[dprv]+)* -[dprv]*[tf][dprv]*(?: -[dprv]+)*(?: --)? (?:'[^']*'|[\w./~@%+,:=-]+)")
-
-
-def _is_scp(text: str) -> bool:
-    return _SCP.fullmatch(text) is not None
 
 
 async def decide(conn: AgentConnection, target: Target, ask: Asked) -> Decision:
