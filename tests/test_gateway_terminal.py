@@ -68,8 +68,15 @@ def test_window_change_is_forwarded_and_lands_in_the_cast(bastion: Bastion) -> N
         _wait_for(lambda: any("agent-resize" in c.read_text().splitlines()[0] for c in bastion.casts()),
                   "the session to start")
         fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-        proc.send_signal(signal.SIGWINCH)
-        _wait_for(lambda: any(e[1] == "r" for e in _cast_events(bastion, "agent-resize")), "the resize event")
+
+        def resized() -> bool:
+            # ssh acts on SIGWINCH only once its channel is open, so a signal sent earlier is lost: send again.
+            if any(e[1] == "r" for e in _cast_events(bastion, "agent-resize")):
+                return True
+            proc.send_signal(signal.SIGWINCH)
+            return False
+
+        _wait_for(resized, "the resize event")
         os.write(master, b"\n")
         out, err = proc.communicate(timeout=60)
     finally:
@@ -77,8 +84,8 @@ def test_window_change_is_forwarded_and_lands_in_the_cast(bastion: Bastion) -> N
         if proc.poll() is None:
             proc.kill()
     assert b"40 120" in out, (out, err)
-    resizes = [e[2] for e in _cast_events(bastion, "agent-resize") if e[1] == "r"]
-    assert resizes == ["120x40"]
+    resizes = {e[2] for e in _cast_events(bastion, "agent-resize") if e[1] == "r"}
+    assert resizes == {"120x40"}
 
 
 async def test_exit_signal_comes_back(bastion: Bastion) -> None:
