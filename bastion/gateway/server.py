@@ -152,7 +152,10 @@ async def start_server(gateway: Gateway, host: str, port: int) -> asyncssh.SSHAc
         lambda: AgentConnection(gateway),
         host,
         port,
-        server_host_keys=[str(gateway.config.path(server.host_key))],
+        # asyncssh rebuilds its options for every connection when authentication begins: a key object (not a
+        # path) and no GSS host spare each connection a re-read of the host key and a DNS lookup of our name.
+        server_host_keys=[asyncssh.read_private_key(gateway.config.path(server.host_key))],
+        gss_host=None,
         authorized_client_keys=certext.authorized_ca_keys(gateway.config.identity),
         agent_forwarding=False,
         x11_forwarding=False,
