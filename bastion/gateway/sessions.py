@@ -200,7 +200,8 @@ async def close_record(conn: AgentConnection, record: Record, status: int | None
                        extra: dict[str, object]) -> None:
     """Closes the recording (hashing it) and the session row, and audits the close."""
     gateway = conn.gateway
-    digest = record.sink.close()
+    record.sink.flush()  # nothing more is recorded once the relay is done; the fsync waits on a thread
+    digest = await asyncio.to_thread(record.sink.close)
     await gateway.db(session_store.close_session, record.id, exit_status=status, exit_signal=signal,
                      sha256=digest, size=record.sink.size)
     await gateway.event("session.close", subject=conn.identity.subject if conn.identity else None,
