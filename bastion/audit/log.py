@@ -15,6 +15,9 @@ next event, so no two writers ever build on the same tail:
 Within a process a mutex serialises appends too (peewee keeps one connection per thread), so the log is safe
 to share between threads and to call from asyncio through `asyncio.to_thread`. Any failure to write
 surfaces as StoreError: the caller must then refuse the action the event describes.
+
+`append_many` writes several events in one such transaction (group commit: the server batches the events its
+sessions are waiting on), each optionally with a row write of the caller's that must commit with it.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -54,6 +58,18 @@ T = TypeVar("T")
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Pending:
+    """An event to append; `alongside` is a database write that must commit (or fail) together with it."""
+
+    type: str
+    subject: str | None = None
+    target: str | None = None
+    session_id: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    alongside: Callable[[], object] | None = None
 
 
 class AuditLog:
@@ -99,24 +115,38 @@ class AuditLog:
         of your own: inside one (on SQLite a deferred one) the chain lock is not taken, so a concurrent writer
         makes this append fail closed rather than wait.
         """
-        fields = {"subject": subject, "target": target, "session_id": session_id}
-        payload = dict(details or {})
-        _validate(type, payload)
+        return self.append_many([Pending(type, subject, target, session_id, details or {})])[0]
 
-        def body() -> EventRecord:
+    def append_many(self, entries: Sequence[Pending]) -> list[EventRecord]:
+        """Write `entries` as consecutive events, each after its `alongside` write, in one transaction.
+
+        All or nothing: StoreError when any of it could not be written, and then none of it was.
+        """
+        payloads = [dict(entry.details) for entry in entries]
+        for entry, payload in zip(entries, payloads, strict=True):
+            _validate(entry.type, payload)
+
+        def body() -> list[EventRecord]:
             tail = store.tail_event()
-            event = seal(
-                seq=tail.seq + 1 if tail else 1,
-                time=format_time(self._clock()),
-                type=type,
-                prev_hash=tail.hash if tail else GENESIS_HASH,
-                details=payload,
-                **fields,
-            )
-            store.insert_event(event)
-            if self._key is not None and self._checkpoint_due(event.seq):
-                self._sign(self._key, event)
-            return event
+            written = []
+            for entry, payload in zip(entries, payloads, strict=True):
+                if entry.alongside is not None:
+                    entry.alongside()
+                tail = seal(
+                    seq=tail.seq + 1 if tail else 1,
+                    time=format_time(self._clock()),
+                    type=entry.type,
+                    prev_hash=tail.hash if tail else GENESIS_HASH,
+                    details=payload,
+                    subject=entry.subject,
+                    target=entry.target,
+                    session_id=entry.session_id,
+                )
+                store.insert_event(tail)
+                written.append(tail)
+            if written and self._key is not None and self._checkpoint_due(written[-1].seq):
+                self._sign(self._key, written[-1])
+            return written
 
         return self._write(body)
 

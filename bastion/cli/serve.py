@@ -48,7 +48,7 @@ async def serve(config: Config, host: str, port: int, *, stop: asyncio.Event | N
     """Serves until SIGTERM, SIGINT or `stop`; `ready` gets the bound port once the listener accepts."""
     audit = AuditLog(signing_key_path=config.path(config.audit_key))
     revocations = StoreRevocations()
-    gateway = Gateway(config, lambda blob: authenticate(blob, config.identity, revocations), audit.append)
+    gateway = Gateway(config, lambda blob: authenticate(blob, config.identity, revocations), audit)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -12,10 +12,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bastion.approvals import ApprovalQueue
+from bastion.audit.log import AuditLog, Pending
 from bastion.classify import load_rules
 from bastion.config import Config
 from bastion.errors import StoreError
 from bastion.gateway import upstream
+from bastion.gateway.journal import AuditJournal
 from bastion.gateway.messages import EXIT_FAILURE
 from bastion.gateway.pool import UpstreamPool
 from bastion.identity.model import Identity, IdentityRefused
@@ -34,7 +36,7 @@ T = TypeVar("T")
 
 
 class Gateway:
-    def __init__(self, config: Config, authenticator: Callable[[bytes], Identity], audit: Any) -> None:
+    def __init__(self, config: Config, authenticator: Callable[[bytes], Identity], audit: AuditLog) -> None:
         self.config = config
         self.box = SecretBox(config.path(config.secrets_key))
         self.recordings = config.path(config.recordings_dir)
@@ -42,7 +44,7 @@ class Gateway:
         self.rules = load_rules(policies / "commands.yaml")
         self.masking = load_masking(policies / "masking.yaml")
         self.policy = load_policy(policies)
-        self.approvals = ApprovalQueue(audit)
+        self.approvals = ApprovalQueue(audit.append)
         self._waiters: dict[str, asyncio.Event] = {}
         self.pid = os.getpid()
         self.connections: set[AgentConnection] = set()
@@ -50,9 +52,9 @@ class Gateway:
         self.draining = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._authenticator = authenticator
-        self._audit = audit
         # One thread owns database access: the event loop never blocks on a lock held by another process.
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bastion-db")
+        self._journal = AuditJournal(audit.append_many, self._db)
         settings = config.upstream
         self.pool = UpstreamPool(
             lambda target: upstream.connect(target, self.box, timeout=settings.connect_timeout_s,
@@ -110,9 +112,10 @@ class Gateway:
             },
         )
 
-    async def event(self, kind: str, **fields: Any) -> None:
-        """Appends an audit event on the database thread; StoreError when it could not be written."""
-        await self.db(self._audit, kind, **fields)
+    async def event(self, kind: str, *, alongside: Callable[[], object] | None = None, **fields: Any) -> None:
+        """Appends an audit event (group-committed on the database thread); StoreError when it could not be
+        written. `alongside` is a row write committed in the same transaction, or not at all."""
+        await self._journal.append(Pending(kind, alongside=alongside, **fields))
 
     def event_soon(self, kind: str, **fields: Any) -> None:
         """For synchronous callbacks whose action is already refused: writes the event in the background."""
