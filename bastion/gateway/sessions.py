@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 import time
@@ -106,7 +107,8 @@ async def _start(conn: AgentConnection, channel: AgentChannelSession, chan: asyn
     except decisions.Ended as end:
         refuse(chan, str(end), end.status)
         return
-    if not await _identity_still_valid(conn, chan):  # a hold can be long: revocation may have come meanwhile
+    # A hold can be long: revocation or expiry may have come meanwhile.
+    if decision.action == "approve" and not await _identity_still_valid(conn, chan):
         return
     env = _passed_env(conn, target, dict(chan.get_environment()))
     command = None
@@ -186,10 +188,12 @@ async def open_record(conn: AgentConnection, channel: AgentChannelSession, targe
         sink.write(CastHeader(cols or 80, rows or 24, int(time.time()), title,
                               {"TERM": term_type, "SHELL": "/bin/bash"}).encode())
         sink.flush()
-        await gateway.db(session_store.open_session, session_id, subject=identity.subject, target=target_name,
-                         kind=channel.kind, command=channel.command, recording=str(relative), pid=gateway.pid)
+        row = functools.partial(session_store.open_session, session_id, subject=identity.subject,
+                                target=target_name, kind=channel.kind, command=channel.command,
+                                recording=str(relative), pid=gateway.pid)
         await gateway.event("session.open", subject=identity.subject, target=target_name, session_id=session_id,
-                            details={"kind": channel.kind, "command": channel.command, "recording": str(relative)})
+                            details={"kind": channel.kind, "command": channel.command, "recording": str(relative)},
+                            alongside=row)
     except Exception:
         sink.close()
         raise StoreError("cannot record or audit this session; refused") from None
@@ -202,12 +206,13 @@ async def close_record(conn: AgentConnection, record: Record, status: int | None
     gateway = conn.gateway
     record.sink.flush()  # nothing more is recorded once the relay is done; the fsync waits on a thread
     digest = await asyncio.to_thread(record.sink.close)
-    await gateway.db(session_store.close_session, record.id, exit_status=status, exit_signal=signal,
-                     sha256=digest, size=record.sink.size)
+    row = functools.partial(session_store.close_session, record.id, exit_status=status, exit_signal=signal,
+                            sha256=digest, size=record.sink.size)
     await gateway.event("session.close", subject=conn.identity.subject if conn.identity else None,
                         target=conn.login, session_id=record.id,
                         details={"exit_status": status, "exit_signal": signal, "recording": str(record.relative),
-                                 "recording_sha256": digest, "recording_size": record.sink.size, **extra})
+                                 "recording_sha256": digest, "recording_size": record.sink.size, **extra},
+                        alongside=row)
 
 
 async def _open(conn: AgentConnection, channel: AgentChannelSession, chan: asyncssh.SSHServerChannel[bytes],
