@@ -308,3 +308,9 @@ def test_long_lines_match_scanning_without_hints() -> None:
     for size in (4096, HOLD - 1, HOLD + 3):
         cuts = list(range(size, len(line), size))
         assert stream(RULES, line, cuts) == stream(HINTLESS, line, cuts)
+
+
+def test_hint_far_into_the_longest_pgpass_line() -> None:
+    line = b"h" * 253 + b":65432:app:alice:pw\n"
+    assert stream(RULES, line, []) == reference(RULES, line)
+    assert stream(RULES, line, [])[0].endswith(b":65432:app:alice:[MASKED:pgpass]\n")

@@ -217,7 +217,7 @@ BUILTIN: tuple[Detector, ...] = (
         value_groups=("value",),
         hints=(b"0000:", b":*:"),
         hint_view="digits",
-        hint_back=254,
+        hint_back=255,  # a 253-byte host, its colon and the first digit of a 5-digit port come before "0000:"
     ),
 )
 
