@@ -41,7 +41,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -145,7 +145,7 @@ def seal(
     if not is_valid_type(type):
         raise ValueError(f"bad event type {type!r}")
     unsealed = EventRecord(seq, time, type, subject, target, session_id, dict(details or {}), prev_hash, "")
-    return EventRecord(**{**asdict(unsealed), "hash": unsealed.computed_hash()})
+    return replace(unsealed, hash=unsealed.computed_hash())
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,7 @@ class AuditLog:
         self._clock = clock
         self._mutex = threading.Lock()
         self._last_checkpoint_at = time.monotonic()
+        self._known_checkpoint = 0  # seq of the newest checkpoint last read from the database
         self._closed = False
 
     def append(
@@ -127,14 +128,16 @@ class AuditLog:
             _validate(entry.type, payload)
 
         def body() -> list[EventRecord]:
-            tail = store.tail_event()
-            written = []
-            for entry, payload in zip(entries, payloads, strict=True):
+            for entry in entries:
                 if entry.alongside is not None:
                     entry.alongside()
+            tail = store.tail_event()
+            now = format_time(self._clock())  # one moment for the batch: it commits at once
+            written = []
+            for entry, payload in zip(entries, payloads, strict=True):
                 tail = seal(
                     seq=tail.seq + 1 if tail else 1,
-                    time=format_time(self._clock()),
+                    time=now,
                     type=entry.type,
                     prev_hash=tail.hash if tail else GENESIS_HASH,
                     details=payload,
@@ -142,8 +145,8 @@ class AuditLog:
                     target=entry.target,
                     session_id=entry.session_id,
                 )
-                store.insert_event(tail)
                 written.append(tail)
+            store.insert_events(written)
             if written and self._key is not None and self._checkpoint_due(written[-1].seq):
                 self._sign(self._key, written[-1])
             return written
@@ -178,8 +181,13 @@ class AuditLog:
         self._closed = True
 
     def _checkpoint_due(self, seq: int) -> bool:
-        pending = seq - store.last_checkpoint_seq()
         elapsed = time.monotonic() - self._last_checkpoint_at
+        # The remembered checkpoint can only be older than the real one (other processes sign too), so when
+        # even it says nothing is due, nothing is; otherwise the database says.
+        if seq - self._known_checkpoint < self._every and elapsed < self._interval:
+            return False
+        self._known_checkpoint = store.last_checkpoint_seq()
+        pending = seq - self._known_checkpoint
         return pending >= self._every or (pending > 0 and elapsed >= self._interval)
 
     def _sign(self, key: Ed25519PrivateKey, head: EventRecord) -> CheckpointRecord:

@@ -78,10 +78,11 @@ def _checkpoint_record(row: Checkpoint) -> CheckpointRecord:
     )
 
 
-def insert_event(event: EventRecord) -> None:
-    record = event.as_dict()
-    record["details"] = canonical_json(record["details"])
-    Event.insert(**record).execute()
+def insert_events(events: list[EventRecord]) -> None:
+    """One INSERT per hundred events (a batch is one statement; SQLite limits the parameters per statement)."""
+    rows = [{**event.as_dict(), "details": canonical_json(event.details)} for event in events]
+    for chunk in peewee.chunked(rows, 100):
+        Event.insert_many(chunk).execute()
 
 
 def tail_event() -> EventRecord | None:
