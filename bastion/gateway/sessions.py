@@ -27,6 +27,7 @@ from bastion.gateway import admin, decisions
 from bastion.gateway.messages import EXIT_FAILURE, line
 from bastion.gateway.pool import Lease
 from bastion.gateway.relay import EXTENDED_STDERR, AgentChannelSession, Relay, UpstreamChannelSession
+from bastion.identity.model import Identity
 from bastion.masking import mask_bytes
 from bastion.policy import RequestKind
 from bastion.policy.env import matches as env_matches
@@ -91,12 +92,12 @@ async def _start(conn: AgentConnection, channel: AgentChannelSession, chan: asyn
         raise StoreError("the audit log cannot be written; no session was opened")
     if conn.gateway.draining:
         raise BastionError("the bastion is shutting down")
-    if not await _identity_still_valid(conn, chan):
+    revoked, target = await conn.gateway.db(_lookups, conn.identity, conn.login)
+    if not await _identity_still_valid(conn, chan, revoked):
         return
     if conn.login == ADMIN_LOGIN:
         await admin.run(conn, channel, chan)
         return
-    target = await conn.gateway.db(target_store.find, conn.login)
     if target is None:
         raise BastionError(f"unknown target '{conn.login}'")
     try:
@@ -141,13 +142,25 @@ def _passed_env(conn: AgentConnection, target: Target, requested: dict[str, str]
     return kept
 
 
-async def _identity_still_valid(conn: AgentConnection, chan: asyncssh.SSHServerChannel[bytes]) -> bool:
-    """Revocation and expiry reach live connections too: every new channel re-checks the identity."""
+def _lookups(identity: Identity, login: str) -> tuple[bool, Target | None]:
+    """What a new channel needs from the database, in one trip: is the identity revoked, and the target."""
+    revoked = StoreRevocations().is_revoked(identity.jti, identity.cert_serial, identity.key_fingerprint)
+    return revoked, None if revoked or login == ADMIN_LOGIN else target_store.find(login)
+
+
+async def _identity_still_valid(conn: AgentConnection, chan: asyncssh.SSHServerChannel[bytes],
+                                revoked: bool | None = None) -> bool:
+    """Revocation and expiry reach live connections too: every new channel re-checks the identity.
+
+    `revoked` is the revocation lookup when the caller has just made it.
+    """
     gateway, identity = conn.gateway, conn.identity
     assert identity is not None
     expired = identity.expires <= datetime.now(UTC)
-    if not expired and not await gateway.db(StoreRevocations().is_revoked, identity.jti, identity.cert_serial,
-                                            identity.key_fingerprint):
+    if not expired and revoked is None:
+        revoked = await gateway.db(StoreRevocations().is_revoked, identity.jti, identity.cert_serial,
+                                   identity.key_fingerprint)
+    if not expired and not revoked:
         return True
     await gateway.event("auth.failure", subject=identity.subject, target=conn.login,
                         details={"reason": "expired" if expired else "revoked", "stage": "channel",
