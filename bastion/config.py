@@ -31,6 +31,8 @@ class ServerSettings(_Strict):
     login_timeout_s: float = Field(default=30.0, gt=0)
     keepalive_interval_s: float = Field(default=30.0, ge=0)
     recording_flush_s: float = Field(default=0.2, gt=0, le=5)
+    # Serving processes (`bastion serve --workers`): one per core on a busy multi-core host.
+    workers: int = Field(default=1, ge=1, le=256)
 
     @field_validator("listen")
     @classmethod

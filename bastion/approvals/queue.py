@@ -141,6 +141,10 @@ class ApprovalQueue:
         state, wait_deadline, use_deadline = found
         return machine.state_at(state, wait_deadline, use_deadline, self._clock())
 
+    def decided_among(self, approval_ids: list[str]) -> list[str]:
+        """Which of these requests were decided (by any process) since they were held."""
+        return store.decided_among(approval_ids) if approval_ids else []
+
     def pending(self) -> list[Approval]:
         """PENDING requests, newest first, after recording every passed deadline (so none shown is stale)."""
         self.sweep()

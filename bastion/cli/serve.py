@@ -8,12 +8,14 @@ import contextlib
 import hashlib
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Callable
 
 from bastion.audit.log import AuditLog
+from bastion.cli import workers
 from bastion.cli.common import open_config
-from bastion.config import Config, parse_listen
+from bastion.config import Config, config_path, parse_listen
 from bastion.errors import BastionError
 from bastion.gateway.context import Gateway
 from bastion.gateway.server import start_server
@@ -27,7 +29,10 @@ POLICY_FILES = ("policy.yaml", "commands.yaml", "masking.yaml")
 def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = verbs.add_parser("serve", parents=[common], help="run the gateway")
     parser.add_argument("--listen", metavar="HOST:PORT", help="default: server.listen from the config")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="serving processes sharing the socket (default: server.workers, 1)")
     parser.add_argument("--verbose", "-v", action="count", default=0, help="log more (-vv: asyncssh too)")
+    parser.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)  # a worker of `serve --workers N`
     parser.set_defaults(run=run)
 
 
@@ -36,16 +41,29 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("bastion").setLevel(logging.INFO if args.verbose else logging.WARNING)
     if args.verbose > 1:
         logging.getLogger("asyncssh").setLevel(logging.INFO)
+    if args.listen_fd is not None:
+        return asyncio.run(serve(config, sock=socket.socket(fileno=args.listen_fd)))
     try:
         host, port = parse_listen(args.listen or config.server.listen)
     except ValueError as exc:
         raise BastionError(f"--listen: {exc}") from None
-    return asyncio.run(serve(config, host, port))
+    count = args.workers if args.workers is not None else config.server.workers
+    if count < 1:
+        raise BastionError("--workers: at least 1")
+    if count == 1:
+        return asyncio.run(serve(config, host, port))
+    try:
+        sock = workers.bind(host, port)
+    except OSError as exc:
+        raise BastionError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    print(f"bastion: listening on {host}:{sock.getsockname()[1]}", file=sys.stderr, flush=True)
+    return workers.supervise(sock, count, config_path(args.config).resolve(), args.verbose)
 
 
-async def serve(config: Config, host: str, port: int, *, stop: asyncio.Event | None = None,
-                ready: Callable[[int], None] | None = None) -> int:
-    """Serves until SIGTERM, SIGINT or `stop`; `ready` gets the bound port once the listener accepts."""
+async def serve(config: Config, host: str = "", port: int = 0, *, sock: socket.socket | None = None,
+                stop: asyncio.Event | None = None, ready: Callable[[int], None] | None = None) -> int:
+    """Serves on host:port (or on `sock`, already listening) until SIGTERM, SIGINT or `stop`; `ready` gets the
+    bound port once the listener accepts."""
     audit = AuditLog(signing_key_path=config.path(config.audit_key))
     revocations = StoreRevocations()
     gateway = Gateway(config, lambda blob: authenticate(blob, config.identity, revocations), audit)
@@ -54,7 +72,7 @@ async def serve(config: Config, host: str, port: int, *, stop: asyncio.Event | N
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
-        acceptor = await start_server(gateway, host, port)
+        acceptor = await start_server(gateway, host, port, sock=sock)
     except OSError as exc:
         raise BastionError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     bound = acceptor.sockets[0].getsockname()
@@ -66,6 +84,7 @@ async def serve(config: Config, host: str, port: int, *, stop: asyncio.Event | N
     print(f"bastion: listening on {bound[0]}:{bound[1]}", file=sys.stderr, flush=True)
     background = [
         asyncio.ensure_future(gateway.run_background()),
+        asyncio.ensure_future(gateway.watch_decisions()),
         asyncio.ensure_future(_checkpoints(gateway, audit)),
     ]
     if ready is not None:

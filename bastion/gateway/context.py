@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bastion.gateway")
 KILL_POLL_S = 1.0
+DECISION_POLL_S = 0.05
 T = TypeVar("T")
 
 
@@ -174,6 +175,21 @@ class Gateway:
                 ticks = 0
                 for session_id in await self.db(session_store.kills_for, self.pid):
                     self.kill_local(session_id, "an administrator")
+
+    async def watch_decisions(self) -> None:
+        """Decisions made through other processes (other workers, another bastion on the same database) wake
+        the requests held here within DECISION_POLL_S: one query for all of them while any is held."""
+        while True:
+            await asyncio.sleep(DECISION_POLL_S)
+            if not self._waiters:
+                continue
+            try:
+                decided = await self.db(self.approvals.decided_among, list(self._waiters))
+            except Exception as exc:  # each held request still polls for itself, more slowly
+                log.error("cannot poll approval decisions: %s", type(exc).__name__)
+                continue
+            for approval_id in decided:
+                self.notify(approval_id)
 
     async def drain(self, grace: float) -> None:
         """Lets live sessions finish for `grace` seconds, then ends the rest with a line to the agent."""

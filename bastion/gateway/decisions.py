@@ -2,7 +2,9 @@
 
 Every exec, shell and subsystem request is decided by the policy and the decision is audited before anything
 else happens. A held request waits on the shared approval queue: an approval given through this process wakes
-it at once; one given through another bastion process is seen by polling the database. The agent hanging up
+it at once; one given through another process (another worker, or another bastion on the same database) is
+seen by the gateway's decision watcher, one query for every held request every 50 ms, and each held request
+also reads its own state every POLL_S seconds as a backstop. The agent hanging up
 withdraws the request; `BASTION_WAIT=0` returns 75 with the id at once, and a later run with
 `BASTION_APPROVAL=<id>` uses the approval for exactly the same subject, target and command text.
 """
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
     from bastion.gateway.relay import AgentChannelSession
     from bastion.gateway.server import AgentConnection
 
-POLL_S = 0.25
+POLL_S = 1.0
 SHELL_TEXT = "(interactive shell)"
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 import asyncssh
 
@@ -25,6 +26,8 @@ from bastion.identity import certext
 from bastion.identity.model import Identity, IdentityRefused
 
 log = logging.getLogger("bastion.server")
+# Agents connecting at once queue here until the loop accepts them; asyncio's default (100) drops the rest.
+LISTEN_BACKLOG = 1024
 
 # What agents may use. OpenSSH clients pick chacha20-poly1305 first whenever it is offered, and asyncssh encrypts
 # it about three times slower than AES-GCM (it builds a cipher per packet): offering AES-GCM (and CTR for old
@@ -145,13 +148,17 @@ class AgentConnection(asyncssh.SSHServer):
         )
 
 
-async def start_server(gateway: Gateway, host: str, port: int) -> asyncssh.SSHAcceptor:
+async def start_server(gateway: Gateway, host: str, port: int, *, sock: socket.socket | None = None
+                       ) -> asyncssh.SSHAcceptor:
+    """Listens on host:port, or on `sock` when given (a worker of `bastion serve --workers N`)."""
     certext.install()
     server = gateway.config.server
     return await asyncssh.create_server(
         lambda: AgentConnection(gateway),
-        host,
-        port,
+        None if sock else host,
+        None if sock else port,
+        sock=sock,
+        backlog=LISTEN_BACKLOG,
         # asyncssh rebuilds its options for every connection when authentication begins: a key object (not a
         # path) and no GSS host spare each connection a re-read of the host key and a DNS lookup of our name.
         server_host_keys=[asyncssh.read_private_key(gateway.config.path(server.host_key))],

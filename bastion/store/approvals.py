@@ -125,6 +125,13 @@ def load_state(approval_id: str) -> tuple[State, datetime, datetime | None] | No
     return State(row.state), _time(row.wait_deadline), _maybe_time(row.use_deadline)
 
 
+def decided_among(approval_ids: list[str]) -> list[str]:
+    """Those of `approval_ids` no longer PENDING in the database (one query for every held request)."""
+    query = ApprovalRow.select(ApprovalRow.id).where(
+        ApprovalRow.id.in_(approval_ids) & (ApprovalRow.state != str(State.PENDING)))
+    return [row.id for row in query]
+
+
 def save(before: Approval, after: Approval) -> None:
     """Write what a transition changed: the request's state and times, and any new decision."""
     ApprovalRow.update(
