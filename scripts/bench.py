@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sqlite3
@@ -55,10 +56,13 @@ class Sizes:
     commands: int
     approvals: int
     masking_mb: int
+    direct_commands: int
 
 
-FULL = Sizes(latency_runs=30, throughput_mb=500, agents=200, commands=20, approvals=5, masking_mb=64)
-QUICK = Sizes(latency_runs=10, throughput_mb=100, agents=20, commands=5, approvals=2, masking_mb=8)
+FULL = Sizes(latency_runs=30, throughput_mb=500, agents=200, commands=20, approvals=5, masking_mb=64,
+             direct_commands=2)
+QUICK = Sizes(latency_runs=10, throughput_mb=100, agents=20, commands=5, approvals=2, masking_mb=8,
+              direct_commands=2)
 
 
 @dataclass
@@ -80,7 +84,7 @@ class Rig:
 
 
 @contextmanager
-def rig(root: Path) -> Iterator[Rig]:
+def rig(root: Path, workers: int = 1) -> Iterator[Rig]:
     sshd = Sshd(root / "sshd").start()
     bastion = Bastion(root / "bastion").init()
     try:
@@ -92,7 +96,7 @@ def rig(root: Path) -> Iterator[Rig]:
         masking["overrides"] = [*(masking.get("overrides") or []), {"roles": [UNMASKED_ROLE], "enabled": False}]
         masking_path.write_text(yaml.safe_dump(masking, sort_keys=False))
         bastion.add_target("bench", sshd)
-        bastion.serve()
+        bastion.serve("--workers", str(workers))
         known_hosts = root / "direct_known_hosts"
         known_hosts.write_text(f"[127.0.0.1]:{sshd.port} {sshd.host_key}\n")
         yield Rig(sshd, bastion, known_hosts)
@@ -158,17 +162,24 @@ def throughput(r: Rig, masked: Agent, unmasked: Agent, size_mb: int) -> dict[str
             "ratio_masking_off": round(off / direct, 3)}
 
 
+def _tree_rss_kb(pid: int) -> int:
+    """Resident memory of a process and its children (the workers of `serve --workers`)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    kids = [int(child) for child in children.read_text().split()] if children.exists() else []
+    return rss_kb(pid) + sum(_tree_rss_kb(kid) for kid in kids)
+
+
 class _PeakRss:
-    """Samples a process's resident memory every 50 ms while it is in use."""
+    """Samples the resident memory of a process and its children every 50 ms while in use."""
 
     def __init__(self, pid: int) -> None:
-        self.pid, self.peak_kb = pid, rss_kb(pid)
+        self.pid, self.peak_kb = pid, _tree_rss_kb(pid)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.wait(0.05):
-            self.peak_kb = max(self.peak_kb, rss_kb(self.pid))
+            self.peak_kb = max(self.peak_kb, _tree_rss_kb(self.pid))
 
     def __enter__(self) -> _PeakRss:
         self._thread.start()
@@ -179,35 +190,72 @@ class _PeakRss:
         self._thread.join()
 
 
-def concurrency(r: Rig, agents: list[Agent], commands: int) -> dict[str, Any]:
-    """Every agent at once, each running `commands` commands one after another, each its own connection."""
+Route = Callable[[int, str], list[str]]  # (agent number, command) -> the ssh command line
+
+
+def _load(routes: list[Route], commands: int, bastion_pid: int | None) -> dict[str, Any]:
+    """Every agent at once, each running `commands` commands one after another."""
     times: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
-    start = threading.Barrier(len(agents))
+    start = threading.Barrier(len(routes))
 
-    def agent_loop(agent: Agent) -> None:
+    def agent_loop(n: int, route: Route) -> None:
         start.wait()
-        for n in range(commands):
-            elapsed, result = _timed(r.via_bastion(agent, f"echo {n}"))
+        for i in range(commands):
+            elapsed, result = _timed(route(n, f"echo {i}"))
             with lock:
                 times.append(elapsed)
-                if result.returncode != 0 or result.stdout != f"{n}\n".encode():
+                if result.returncode != 0 or result.stdout != f"{i}\n".encode():
                     errors.append(result.stderr.decode(errors="replace").strip() or f"exit {result.returncode}")
 
-    assert r.bastion.proc is not None
-    threads = [threading.Thread(target=agent_loop, args=(agent,)) for agent in agents]
-    with _PeakRss(r.bastion.proc.pid) as rss:
+    threads = [threading.Thread(target=agent_loop, args=(n, route)) for n, route in enumerate(routes)]
+    with _PeakRss(bastion_pid) if bastion_pid else contextlib.nullcontext() as rss:
         wall = time.perf_counter()
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         wall = time.perf_counter() - wall
-    return {"agents": len(agents), "commands_each": commands, "errors": len(errors),
-            "first_errors": sorted(set(errors))[:3], "p50_s": round(_p(times, 0.5), 3),
-            "p99_s": round(_p(times, 0.99), 3), "commands_per_s": round(len(times) / wall, 1),
-            "rss_mb": round(rss.peak_kb / 1024, 1)}
+    result = {"agents": len(routes), "commands_each": commands, "errors": len(errors),
+              "first_errors": sorted(set(errors))[:3], "p50_s": round(_p(times, 0.5), 3),
+              "p99_s": round(_p(times, 0.99), 3), "commands_per_s": round(len(times) / wall, 1)}
+    if rss is not None:
+        result["rss_mb"] = round(rss.peak_kb / 1024, 1)
+    return result
+
+
+def concurrency(r: Rig, agents: list[Agent], commands: int) -> dict[str, Any]:
+    """Each command its own `ssh` process and SSH connection: key exchange and authentication every time."""
+    assert r.bastion.proc is not None
+    return _load([lambda _, command, agent=agent: r.via_bastion(agent, command) for agent in agents], commands,
+                 r.bastion.proc.pid)
+
+
+def concurrency_multiplexed(r: Rig, agents: list[Agent], commands: int, tmp: Path) -> dict[str, Any]:
+    """Each agent keeps one connection (an OpenSSH ControlMaster) and runs its commands as sessions on it."""
+    assert r.bastion.proc is not None
+    sockets = tmp / "mux"
+    sockets.mkdir()
+    masters = []
+    for n, agent in enumerate(agents):
+        control = ["-S", str(sockets / str(n))]
+        base = r.bastion.ssh_args(agent, "bench", *control)
+        _check(subprocess.run([base[0], "-M", "-N", "-f", "-o", "ControlPersist=yes", *base[1:]],
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=120), "control master")
+        masters.append(base)
+    try:
+        return _load([lambda n, command: [*masters[n], command] for n in range(len(agents))], commands,
+                     r.bastion.proc.pid)
+    finally:
+        for base in masters:
+            subprocess.run([base[0], "-O", "exit", *base[1:]], stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=60)
+
+
+def concurrency_direct(r: Rig, agents: int, commands: int) -> dict[str, Any]:
+    """The same load straight to the sshd, each command its own connection (fewer commands: it is slow)."""
+    return _load([lambda _, command: r.direct(command)] * agents, commands, None)
 
 
 def target_session(r: Rig, runs: int) -> dict[str, Any]:
@@ -262,7 +310,7 @@ def approval_release(r: Rig, rounds: int) -> dict[str, Any]:
             "approve_returned_to_first_byte_s": round(statistics.median(client), 4)}
 
 
-def run_all(sizes: Sizes, progress: Callable[[str], None]) -> dict[str, Any]:
+def run_all(sizes: Sizes, progress: Callable[[str], None], workers: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
 
     def step(key: str, measure: Callable[[], Any]) -> None:
@@ -272,7 +320,7 @@ def run_all(sizes: Sizes, progress: Callable[[str], None]) -> dict[str, Any]:
 
     step("classify_per_s", lambda: round(bench_classify(DEFAULT_CORPUS)))
     step("masking", lambda: bench_masking(sizes.masking_mb))
-    with tempfile.TemporaryDirectory(prefix="bastion-bench-") as tmp, rig(Path(tmp)) as r:
+    with tempfile.TemporaryDirectory(prefix="bastion-bench-") as tmp, rig(Path(tmp), workers) as r:
         agent = r.bastion.agent("bench-agent", [TESTER_ROLE])
         unmasked = r.bastion.agent("bench-unmasked", [UNMASKED_ROLE])
         _check(_timed(r.via_bastion(agent, "true"))[1], "warm-up")
@@ -283,17 +331,25 @@ def run_all(sizes: Sizes, progress: Callable[[str], None]) -> dict[str, Any]:
         progress(f"making {sizes.agents} agents")
         agents = [r.bastion.agent(f"bench-{n}", [TESTER_ROLE]) for n in range(sizes.agents)]
         step("concurrency", lambda: concurrency(r, agents, sizes.commands))
+        step("concurrency_multiplexed", lambda: concurrency_multiplexed(r, agents, sizes.commands, Path(tmp)))
+        step("concurrency_direct", lambda: concurrency_direct(r, sizes.agents, sizes.direct_commands))
     results["latency_ratio"] = results["latency"]["ratio"]
     results["throughput_ratio"] = results["throughput"]["ratio_masking_on"]
     results["approval_release_s"] = results["approval"]["approved_to_session_open_s"]
-    results["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+    results["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "bastion_workers": workers}
     return results
+
+
+def _load_row(label: str, load: dict[str, Any]) -> tuple[str, str, str]:
+    rss = f"; peak RSS {load['rss_mb']:.0f} MB" if "rss_mb" in load else ""
+    return (label, f"p50 {load['p50_s']:.2f} s, p99 {load['p99_s']:.2f} s",
+            f"{load['errors']} errors; {load['commands_per_s']:.0f} commands/s{rss}")
 
 
 def table(res: dict[str, Any]) -> str:
     rows: list[tuple[str, str, str]] = []
     if "latency" in res:
-        lat, thr, con, appr = res["latency"], res["throughput"], res["concurrency"], res["approval"]
+        lat, thr, appr = res["latency"], res["throughput"], res["approval"]
         rows += [
             ("latency: ssh true, median (p95)", f"{lat['bastion_median_s']:.3f} s ({lat['bastion_p95_s']:.3f})",
              f"direct {lat['direct_median_s']:.3f} s ({lat['direct_p95_s']:.3f}); ratio {lat['ratio']:.2f}"),
@@ -303,9 +359,10 @@ def table(res: dict[str, Any]) -> str:
              f"direct {thr['direct_mb_s']:.0f} MB/s; ratio {thr['ratio_masking_on']:.2f}"),
             (f"throughput {thr['mb']} MB, recorded, masking off", f"{thr['masking_off_mb_s']:.0f} MB/s",
              f"ratio {thr['ratio_masking_off']:.2f}"),
-            (f"concurrency {con['agents']} agents x {con['commands_each']}",
-             f"p50 {con['p50_s']:.2f} s, p99 {con['p99_s']:.2f} s",
-             f"{con['errors']} errors; {con['commands_per_s']:.0f} commands/s; peak RSS {con['rss_mb']:.0f} MB"),
+            *(_load_row(f"{label} {res[key]['agents']} agents x {res[key]['commands_each']}", res[key])
+              for key, label in (("concurrency", "concurrency, a connection per command:"),
+                                 ("concurrency_multiplexed", "concurrency, a connection per agent:"),
+                                 ("concurrency_direct", "direct, a connection per command:"))),
             ("approval release", f"{appr['approved_to_session_open_s']:.3f} s",
              f"approve returned -> first byte {appr['approve_returned_to_first_byte_s']:.3f} s"),
         ]
@@ -322,6 +379,8 @@ def main() -> int:
     parser.add_argument("what", nargs="?", choices=("all", "classify"), default="all")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--quick", action="store_true", help="a smaller run")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="bastion serve --workers (default: one per core, as on a dedicated host)")
     args = parser.parse_args()
 
     def progress(step: str) -> None:
@@ -330,7 +389,7 @@ def main() -> int:
     if args.what == "classify":
         results: dict[str, Any] = {"classify_per_s": round(bench_classify(DEFAULT_CORPUS))}
     else:
-        results = run_all(QUICK if args.quick else FULL, progress)
+        results = run_all(QUICK if args.quick else FULL, progress, args.workers)
     print(json.dumps(results, indent=2) if args.json else table(results))
     return 0
 
