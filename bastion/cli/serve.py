@@ -8,7 +8,6 @@ import contextlib
 import hashlib
 import logging
 import signal
-import socket
 import sys
 from collections.abc import Callable
 
@@ -32,7 +31,7 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     parser.add_argument("--workers", type=int, metavar="N",
                         help="serving processes sharing the socket (default: server.workers, 1)")
     parser.add_argument("--verbose", "-v", action="count", default=0, help="log more (-vv: asyncssh too)")
-    parser.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)  # a worker of `serve --workers N`
+    parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # a worker of --workers N
     parser.set_defaults(run=run)
 
 
@@ -41,8 +40,6 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("bastion").setLevel(logging.INFO if args.verbose else logging.WARNING)
     if args.verbose > 1:
         logging.getLogger("asyncssh").setLevel(logging.INFO)
-    if args.listen_fd is not None:
-        return asyncio.run(serve(config, sock=socket.socket(fileno=args.listen_fd)))
     try:
         host, port = parse_listen(args.listen or config.server.listen)
     except ValueError as exc:
@@ -50,20 +47,21 @@ def run(args: argparse.Namespace) -> int:
     count = args.workers if args.workers is not None else config.server.workers
     if count < 1:
         raise BastionError("--workers: at least 1")
-    if count == 1:
-        return asyncio.run(serve(config, host, port))
+    if count == 1 or args.reuse_port:
+        return asyncio.run(serve(config, host, port, reuse_port=args.reuse_port))
     try:
-        sock = workers.bind(host, port)
+        reserved = workers.reserve(host, port)
     except OSError as exc:
         raise BastionError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    print(f"bastion: listening on {host}:{sock.getsockname()[1]}", file=sys.stderr, flush=True)
-    return workers.supervise(sock, count, config_path(args.config).resolve(), args.verbose)
+    with reserved:
+        listen = f"[{host}]:{reserved.getsockname()[1]}" if ":" in host else f"{host}:{reserved.getsockname()[1]}"
+        return workers.supervise(listen, count, config_path(args.config).resolve(), args.verbose)
 
 
-async def serve(config: Config, host: str = "", port: int = 0, *, sock: socket.socket | None = None,
+async def serve(config: Config, host: str, port: int, *, reuse_port: bool = False,
                 stop: asyncio.Event | None = None, ready: Callable[[int], None] | None = None) -> int:
-    """Serves on host:port (or on `sock`, already listening) until SIGTERM, SIGINT or `stop`; `ready` gets the
-    bound port once the listener accepts."""
+    """Serves until SIGTERM, SIGINT or `stop`; `ready` gets the bound port once the listener accepts.
+    `reuse_port`: one of several workers on the same port (SO_REUSEPORT)."""
     audit = AuditLog(signing_key_path=config.path(config.audit_key))
     revocations = StoreRevocations()
     gateway = Gateway(config, lambda blob: authenticate(blob, config.identity, revocations), audit)
@@ -72,7 +70,7 @@ async def serve(config: Config, host: str = "", port: int = 0, *, sock: socket.s
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
-        acceptor = await start_server(gateway, host, port, sock=sock)
+        acceptor = await start_server(gateway, host, port, reuse_port=reuse_port)
     except OSError as exc:
         raise BastionError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     bound = acceptor.sockets[0].getsockname()

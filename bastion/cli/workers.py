@@ -1,16 +1,19 @@
-"""`bastion serve --workers N`: N serving processes sharing one listening socket.
+"""`bastion serve --workers N`: N serving processes on one port.
 
 One Python process runs its event loop and its database thread on one core at a time, and key exchange and
-authentication are CPU work, so a busy bastion on a multi-core host runs one worker per core. The parent binds
-the socket and starts each worker as `bastion serve --listen-fd FD`; the workers accept from the same socket (an
-idle worker takes the next connection) and share everything else through the database, as separate `bastion
-serve` processes on one data directory always could: the audit chain, approvals (a decision made through one
-worker releases a request held by another at its next poll), session kills, revocations.
+authentication are CPU work, so a busy bastion on a multi-core host runs one worker per core. Each worker is
+`bastion serve` listening on the same port with SO_REUSEPORT, so the kernel spreads new connections evenly over
+them (a shared listening socket would not: asyncio accepts every pending connection at once, so the first worker
+to wake takes a whole burst). Workers share everything else through the database, as separate `bastion serve`
+processes on one data directory always could: the audit chain, approvals (a decision made through one worker
+releases a request held by another within 50 ms), session kills, revocations. SO_REUSEPORT only joins sockets of
+the same user, so only a process running as the bastion's own user could listen beside it.
 
-The parent only supervises. SIGTERM or SIGINT is passed to every worker, each drains its own sessions, and the
-parent exits when they all have. A worker that exits by itself takes the others down with it (and the parent
-exits non-zero): a service manager restarting the whole gateway is simpler to reason about than a gateway
-running with fewer workers than it was given.
+The parent only supervises. It holds the port bound (not listening) so it stays reserved for the workers.
+SIGTERM or SIGINT is passed to every worker, each drains its own sessions, and the parent exits when they all
+have. A worker that exits by itself takes the others down with it (and the parent exits non-zero): a service
+manager restarting the whole gateway is simpler to reason about than a gateway running with fewer workers than
+it was given.
 """
 
 from __future__ import annotations
@@ -23,20 +26,23 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from bastion.gateway.server import LISTEN_BACKLOG
 
-
-def bind(host: str, port: int) -> socket.socket:
-    """The listening socket the workers share; OSError when it cannot be bound."""
+def reserve(host: str, port: int) -> socket.socket:
+    """Binds host:port with SO_REUSEPORT without listening (port 0 picks one); OSError when it cannot."""
     family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-    sock = socket.create_server(address[:2], family=family, backlog=LISTEN_BACKLOG)
-    sock.set_inheritable(True)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
-def supervise(sock: socket.socket, workers: int, config: Path, verbose: int) -> int:
-    """Runs `workers` serving processes on `sock` until they have all exited; returns the exit status."""
-    argv = [sys.executable, "-m", "bastion", "serve", "--config", str(config), "--listen-fd", str(sock.fileno())]
+def supervise(listen: str, workers: int, config: Path, verbose: int) -> int:
+    """Runs `workers` serving processes on `listen` (reserved) until they have all exited; returns the status."""
+    argv = [sys.executable, "-m", "bastion", "serve", "--config", str(config), "--listen", listen, "--reuse-port"]
     if verbose:
         argv.append("-" + "v" * verbose)
     children: dict[int, subprocess.Popen[bytes]] = {}
@@ -52,9 +58,8 @@ def supervise(sock: socket.socket, workers: int, config: Path, verbose: int) -> 
     previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         for _ in range(workers):
-            child = subprocess.Popen(argv, pass_fds=(sock.fileno(),))
+            child = subprocess.Popen(argv)
             children[child.pid] = child
-        sock.close()
         if stopping:  # a signal that came while the workers were starting has not reached the later ones
             stop(signal.SIGTERM, None)
         print(f"bastion: {workers} workers started", file=sys.stderr, flush=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 
 import asyncssh
 
@@ -148,16 +147,16 @@ class AgentConnection(asyncssh.SSHServer):
         )
 
 
-async def start_server(gateway: Gateway, host: str, port: int, *, sock: socket.socket | None = None
+async def start_server(gateway: Gateway, host: str, port: int, *, reuse_port: bool = False
                        ) -> asyncssh.SSHAcceptor:
-    """Listens on host:port, or on `sock` when given (a worker of `bastion serve --workers N`)."""
+    """Listens on host:port; `reuse_port` for a worker of `bastion serve --workers N`."""
     certext.install()
     server = gateway.config.server
     return await asyncssh.create_server(
         lambda: AgentConnection(gateway),
-        None if sock else host,
-        None if sock else port,
-        sock=sock,
+        host,
+        port,
+        reuse_port=reuse_port or None,
         backlog=LISTEN_BACKLOG,
         # asyncssh rebuilds its options for every connection when authentication begins: a key object (not a
         # path) and no GSS host spare each connection a re-read of the host key and a DNS lookup of our name.
