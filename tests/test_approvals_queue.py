@@ -331,3 +331,11 @@ def test_transitions_and_direct_appends_in_other_threads_do_not_stall(
         stop.set()
         appender.join()
     assert errors == [] and verify_audit().ok
+
+
+def test_decided_among_names_the_held_requests_someone_decided(queue: ApprovalQueue) -> None:
+    approved, denied, waiting = ask(queue), ask(queue, command="touch /tmp/y"), ask(queue, command="touch /tmp/z")
+    queue.approve(approved.id, approver="bob", comment=None, may_approve=True)
+    queue.deny(denied.id, approver="bob", reason="no", may_approve=True)
+    assert sorted(queue.decided_among([approved.id, denied.id, waiting.id])) == sorted([approved.id, denied.id])
+    assert queue.decided_among([]) == []
