@@ -58,9 +58,12 @@ def luhn_ok(digits: bytes) -> bool:
     return total % 10 == 0
 
 
+_NOT_DIGITS = bytes(c for c in range(256) if not 48 <= c <= 57)
+
+
 def card_ok(raw: bytes) -> bool:
     """Payment networks issue numbers starting 2–6; epoch-millisecond timestamps start with 1."""
-    digits = bytes(ch for ch in raw if 48 <= ch <= 57)
+    digits = raw.translate(None, _NOT_DIGITS)
     return 13 <= len(digits) <= 19 and digits[:1] in (b"2", b"3", b"4", b"5", b"6") and luhn_ok(digits)
 
 
@@ -204,9 +207,8 @@ BUILTIN: tuple[Detector, ...] = (
         re.compile(rb"(?<![A-Za-z0-9_])[A-Z][A-Z0-9_]{0,62}_(?:PWD|PASS|KEY)=" + _VALUE),
         validator=env_secret_ok,
         value_groups=("dq", "sq", "bare"),
-        hints=(b"_pwd=", b"pass", b"key"),  # "pass" and "key" are shared with password-assignment
-        hint_view="lower",
-        hint_back=64,
+        hints=(b"_PWD=", b"_PASS=", b"_KEY="),
+        hint_back=63,
     ),
     Detector(
         "pgpass",
@@ -215,9 +217,9 @@ BUILTIN: tuple[Detector, ...] = (
             rb"(?::(?=[^:\r\n]*[A-Za-z*])[^:\s]{1,63}){2}:(?P<value>(?:\\[\\:]|[^\\:\s]){1,512})[ \t]*(?![^\r\n])"
         ),
         value_groups=("value",),
-        hints=(b"0000:", b":*:"),
+        hints=(b":0000", b":*:"),
         hint_view="digits",
-        hint_back=255,  # a 253-byte host, its colon and the first digit of a 5-digit port come before "0000:"
+        hint_back=253,
     ),
 )
 
