@@ -7,11 +7,11 @@ so lookbehinds see the byte before the region exactly as they would in the whole
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import NamedTuple
 
 from bastion.masking.ansi import Stripped
 from bastion.masking.detectors import Detector, marker, value_span
+from bastion.masking.hints import Hint, Region, hint
 
 
 class Candidate(NamedTuple):
@@ -25,105 +25,99 @@ class Candidate(NamedTuple):
     valid: bool
 
 
-_DIGITS_AS_ZERO = bytes.maketrans(b"123456789 -", b"000000000__")
-# Bytes before a region kept in the derived views so lookbehinds still see them.
+# Bytes before a segment kept when it is lowered, so lookbehinds still see them.
 _LOOKBEHIND = 8
 
 
-class _Views:
-    """The region as the detectors' hints and folded patterns read it, each built at most once."""
+class Scanner:
+    """The detectors of one stream, in priority order, each with its hints looked up once."""
 
-    def __init__(self, buf: bytes, start: int, end: int) -> None:
-        self.base = max(0, start - _LOOKBEHIND)
-        self._buf, self._start, self._end = buf, start, end
-        self._made: dict[str, bytes] = {}
-        self._first: dict[tuple[str, bytes], int] = {}
+    def __init__(self, detectors: tuple[Detector, ...]) -> None:
+        self.detectors = detectors
+        self._hints = tuple(tuple(hint(text, d.hint_view) for text in d.hints) for d in detectors)
 
-    def get(self, name: str) -> bytes:
-        if name not in self._made:
-            region = self._buf[self.base : self._end]
-            if name == "raw":
-                self._made[name] = region
-            else:
-                self._made[name] = region.lower() if name == "lower" else region.translate(_DIGITS_AS_ZERO)
-        return self._made[name]
+    def collect(self, buf: bytes, start: int, end: int, region: Region | None = None) -> list[Candidate]:
+        """Every match of every detector in buf[start:end], valid or not, ordered by value start.
 
-    def first(self, name: str, hint: bytes) -> int:
-        """The first occurrence of hint in the region (in view coordinates); detectors share hints."""
-        key = (name, hint)
-        if key not in self._first:
-            self._first[key] = self.get(name).find(hint, self._start - self.base, self._end - self.base)
-        return self._first[key]
-
-
-def _segments(detector: Detector, views: _Views, buf: bytes, start: int, end: int) -> Iterator[tuple[int, int]]:
-    """The parts of buf[start:end] worth scanning: the lines holding a hint, from `hint_back` before it.
-
-    No pattern crosses a line break, so scanning only those lines finds exactly what scanning the whole
-    region would, at a fraction of the cost on ordinary output.
-    """
-    if not detector.hints:
-        yield start, end
-        return
-    text, offset = views.get(detector.hint_view), views.base
-    upcoming = {hint: views.first(detector.hint_view, hint) for hint in detector.hints}
-    at = start
-    while True:
-        live = [p for p in upcoming.values() if p >= 0]
-        if not live:
-            return
-        hit = min(live) + offset
-        line_start = max(buf.rfind(b"\n", at, hit), buf.rfind(b"\r", at, hit)) + 1
-        breaks = [b for b in (buf.find(b"\n", hit, end), buf.find(b"\r", hit, end)) if b >= 0]
-        seg_end = min(breaks) + 1 if breaks else end
-        yield max(at, line_start, hit - detector.hint_back), seg_end
-        at = seg_end
-        for hint, p in upcoming.items():
-            if 0 <= p < at - offset:
-                upcoming[hint] = text.find(hint, at - offset, end - offset)
-
-
-def collect(detectors: tuple[Detector, ...], buf: bytes, start: int, end: int) -> list[Candidate]:
-    """Every match of every detector in buf[start:end], valid or not, ordered by value start.
-
-    A region holding escape sequences is also scanned without them (see ansi.py). A value found in the
-    original bytes starting at an escape took the sequence for text (`password=\x1b[01` stops at `;`):
-    it gives way to what the view finds. The view keeps the byte before the region for lookbehinds: the stream never
-    starts a region inside or right after an escape sequence.
-    """
-    found = _matches(detectors, buf, start, end)
-    if buf.find(b"\x1b", start, end) >= 0:
-        context = max(0, start - 1)
-        view = Stripped(buf, context, end)
-        found = [c for c in found if buf[c.value_start : c.value_start + 1] != b"\x1b"]
-        for c in _matches(detectors, view.text, start - context, len(view.text)):
-            found.append(
-                c._replace(
-                    start=view.to_buf(c.start),
-                    end=view.end_to_buf(c.end),
-                    value_start=view.to_buf(c.value_start),
-                    value_end=view.end_to_buf(c.value_end),
-                )
-            )
-    found.sort(key=lambda c: (c.value_start, c.priority, c.value_start - c.value_end))
-    return found
-
-
-def _matches(detectors: tuple[Detector, ...], buf: bytes, start: int, end: int) -> list[Candidate]:
-    found: list[Candidate] = []
-    views = _Views(buf, start, end)
-    for priority, detector in enumerate(detectors):
-        text, offset = (views.get("lower"), views.base) if detector.folded else (buf, 0)
-        for seg_start, seg_end in _segments(detector, views, buf, start, end):
-            for match in detector.pattern.finditer(text, seg_start - offset, seg_end - offset):
-                vstart, vend = value_span(detector, match)
-                valid = detector.validator is None or detector.validator(match.group())
+        `region` (starting at start, ending at or after end) carries hint lookups already made there.
+        A region holding escape sequences is also scanned without them (see ansi.py). A value found in
+        the original bytes starting at an escape took the sequence for text (`password=\x1b[01` stops at
+        `;`): it gives way to what the view finds. The view keeps the byte before the region for
+        lookbehinds: the stream never starts a region inside or right after an escape sequence.
+        """
+        found = self._matches(buf, start, end, region or Region(buf, start, end))
+        if buf.find(b"\x1b", start, end) >= 0:
+            context = max(0, start - 1)
+            view = Stripped(buf, context, end)
+            text = view.text
+            found = [c for c in found if buf[c.value_start : c.value_start + 1] != b"\x1b"]
+            for c in self._matches(text, start - context, len(text), Region(text, start - context, len(text))):
                 found.append(
-                    Candidate(
-                        match.start() + offset, match.end() + offset, vstart + offset, vend + offset, priority, valid
+                    c._replace(
+                        start=view.to_buf(c.start),
+                        end=view.end_to_buf(c.end),
+                        value_start=view.to_buf(c.value_start),
+                        value_end=view.end_to_buf(c.value_end),
                     )
                 )
-    return found
+        found.sort(key=lambda c: (c.value_start, c.priority, c.value_start - c.value_end))
+        return found
+
+    def _matches(self, buf: bytes, start: int, end: int, region: Region) -> list[Candidate]:
+        found: list[Candidate] = []
+        first = region.first
+        for priority, detector in enumerate(self.detectors):
+            hints = self._hints[priority]
+            if not hints:
+                segments = [(start, end)]
+            else:
+                upcoming = [first(h) for h in hints]
+                if max(upcoming) < 0:
+                    continue
+                segments = _segments(hints, upcoming, detector.hint_back, region, end)
+            for seg_start, seg_end in segments:
+                if detector.folded:
+                    offset = max(0, seg_start - _LOOKBEHIND)
+                    text = buf[offset:seg_end].lower()
+                else:
+                    offset, text = 0, buf
+                for match in detector.pattern.finditer(text, seg_start - offset, seg_end - offset):
+                    vstart, vend = value_span(detector, match)
+                    valid = detector.validator is None or detector.validator(match.group())
+                    found.append(
+                        Candidate(
+                            match.start() + offset,
+                            match.end() + offset,
+                            vstart + offset,
+                            vend + offset,
+                            priority,
+                            valid,
+                        )
+                    )
+        return found
+
+
+def _segments(
+    hints: tuple[Hint, ...], upcoming: list[int], back: int, region: Region, end: int
+) -> list[tuple[int, int]]:
+    """The parts of buf[region.start:end] worth scanning: the lines holding a hint, from `back` bytes before.
+
+    `upcoming` holds each hint's first occurrence in the region. No pattern crosses a line break, so
+    scanning only those lines finds exactly what scanning the whole region would, at a fraction of the
+    cost on ordinary output.
+    """
+    segments: list[tuple[int, int]] = []
+    at = region.start
+    while True:
+        hit = end
+        for p in upcoming:
+            if 0 <= p < hit:
+                hit = p
+        if hit == end:
+            return segments
+        line_start, at = region.line(at, hit, end)
+        segments.append((max(line_start, hit - back), at))
+        upcoming = [region.find(h, at) if 0 <= p < at else p for h, p in zip(hints, upcoming, strict=True)]
 
 
 def resolve(candidates: list[Candidate], limit: int) -> list[Candidate]:

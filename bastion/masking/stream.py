@@ -38,8 +38,9 @@ from bastion.masking.detectors import (
     key_body_start_ok,
     marker,
 )
+from bastion.masking.hints import Region, hint
 from bastion.masking.policy import MaskingRules
-from bastion.masking.scan import Candidate, collect, render, resolve, safe_cut
+from bastion.masking.scan import Candidate, Scanner, render, resolve, safe_cut
 
 HOLD = 32 * 1024
 OVERLAP = MAX_SECRET + 256
@@ -48,6 +49,8 @@ CONTEXT = 8
 _KEY = "private-key"
 _BREAK = re.compile(rb"\r\n|\r|\n")
 _END_PREFIX = re.compile(rb"-[-A-Z0-9 ]*")
+_BEGIN_HINT = hint(b"-----BEGIN ", "raw")
+_BODY_HINTS = tuple(hint(text, "raw") for text in KEY_BODY_HINTS)
 
 
 class Masker:
@@ -57,6 +60,7 @@ class Masker:
         self._active = bool(rules.detectors)
         self._keys = any(d.name == _KEY for d in rules.detectors)
         self._detectors: tuple[Detector, ...] = tuple(d for d in rules.detectors if d.name != _KEY)
+        self._scanner = Scanner(self._detectors)
         self._buf = b"\n"
         self._pos = 1
         # Where the next scan starts: before _pos only right after a flush cut a line.
@@ -123,10 +127,11 @@ class Masker:
 
     def _mask(self, end: int, window: bool) -> bytes:
         buf, pos, scan_from = self._buf, self._pos, self._resume
-        opener = self._opener(scan_from, end)
+        region = Region(buf, scan_from, end)
+        opener = self._opener(region)
         if opener is not None:
             end = max(pos, opener[0])
-        candidates = collect(self._detectors, buf, scan_from, end)
+        candidates = self._scanner.collect(buf, scan_from, end, region)
         if scan_from < pos:
             candidates = _after_flush(candidates, pos)
         if window and opener is None:
@@ -141,28 +146,30 @@ class Masker:
         self._in_key, self._in_body = opener[2], not opener[2]
         return text + marker(_KEY)
 
-    def _opener(self, start: int, end: int) -> tuple[int, int, bool] | None:
-        """(start, end, is_block) of the first BEGIN marker or key body in buf[start:end], if any."""
+    def _opener(self, region: Region) -> tuple[int, int, bool] | None:
+        """(start, end, is_block) of the first BEGIN marker or key body in the region, if any."""
         if not self._keys:
             return None
-        begin = PRIVATE_KEY_BEGIN.search(self._buf, start, end)
+        start, end = region.start, region.end
+        literal = region.first(_BEGIN_HINT)
+        begin = None if literal < 0 else PRIVATE_KEY_BEGIN.search(self._buf, literal, end)
         limit = end if begin is None else begin.start()
-        body = self._key_body(max(0, start - 1), limit)
+        body = self._key_body(region, max(0, start - 1), limit)
         if body is not None:
             return body[0], body[1], False
         return None if begin is None else (begin.start(), begin.end(), True)
 
-    def _key_body(self, start: int, end: int) -> tuple[int, int] | None:
+    def _key_body(self, region: Region, start: int, end: int) -> tuple[int, int] | None:
         """The first line in buf[start:end] (start at the line break before it) opening a key body."""
         first: tuple[int, int] | None = None
-        for hint in KEY_BODY_HINTS:
-            at = self._buf.find(hint, start, end)
+        for h in _BODY_HINTS:
+            at = h.search(self._buf, start, end) if region.possible(h) else -1
             while at >= 0 and (first is None or at < first[0]):
                 found = KEY_BODY_START.match(self._buf, at, end)
                 if found is not None and key_body_start_ok(found.group()[1:]):
                     first = (at + 1, found.end())
                     break
-                at = self._buf.find(hint, at + 1, end)
+                at = h.search(self._buf, at + 1, end)
         return first
 
     def _flushed_line_start(self) -> int:

@@ -1,0 +1,182 @@
+"""Finding the detectors' hints in a region cheaply, since on ordinary output that is nearly all the work.
+
+A hint cannot occur in a region where one of its bytes does not, and whether a byte occurs is one memchr,
+far cheaper than searching for the hint. Ordinary output lacks some uncommon byte of most hints (an
+upper-case J for "eyJ", an x for "xox", a * for ":*:"), so most searches never run.
+
+The "lower" and "digits" views share one folded view: lower case, every digit 0, a space or dash _. A
+hint occurs there wherever it occurs in its own view (and in a few more places, which costs a line
+scan, never a miss), and one translation replaces two.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import cache
+
+_UPPER = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_LOWER = _UPPER.lower()
+FOLD = bytes.maketrans(_UPPER + b"123456789 -", _LOWER + b"000000000__")
+# Bytes in nearly every region: asking whether they occur never rules a hint out.
+_EVERYWHERE = frozenset(b"0123456789 \t\r\n_")
+# Bytes of text, roughly from the most to the least common; a byte not listed is rarer than all of them.
+# Rarer bytes are asked about first.
+_COMMON = b"=-.:/,etaoinsrhldcumfpgwybvkxjqz"
+_BY_FREQUENCY = _COMMON + b"ETAOINSRHLDCUMFPGWYBVKXJQZ"
+# How many of a hint's bytes are asked about: the rarest ones rule out most, the rest rarely pay.
+_GATES = 3
+# From this length bytes.find skips ahead far enough to beat the regex engine's literal-prefix scan.
+_FIND_FROM = 8
+# Occurrences of an uncommon byte checked one by one before a search of the whole region takes over.
+_SPARSE = 8
+
+Search = Callable[[bytes, int, int], int]
+
+
+class Hint:
+    """One hint as searched: its bytes in the view searched, the bytes of buf that must occur, a search.
+
+    A hint holding an uncommon byte (upper case, most punctuation) is looked for where that byte is: a
+    region holding one (a secret on one of its lines, say) mostly holds it a few times, and a few memchr
+    calls are cheaper than a scan.
+
+    A folded hint starting with digits is searched from its last other byte (`lead` bytes in), as
+    digits are common and the bytes after them are not. That tail is an `anchor`: a hint of its own,
+    shared by hints ending alike ("0000_0000" and "000_00_0000" both end in "_0000"), so one search for
+    it rules them all out, and each starts at the anchor's first occurrence.
+    """
+
+    def __init__(self, needle: bytes, folded: bool) -> None:
+        self.needle, self.folded = needle, folded
+        rarest = sorted(set(needle) - _EVERYWHERE, key=_rarity)
+        self.gates: tuple[tuple[bytes, ...], ...] = tuple(_readings(c, folded) for c in rarest[:_GATES])
+        tail = needle.rstrip(b"0")
+        self.lead = len(tail) - 1 if folded and needle[:1] == b"0" and tail.strip(b"0") else 0
+        self.anchor = hint_in(needle[self.lead :], folded) if self.lead else None
+        self.search = _searcher(needle, self.lead)
+        if rarest and rarest[0] not in _COMMON:
+            self.search = _sparse(needle, rarest[0], self.search)
+
+
+def hint(text: bytes, view: str) -> Hint:
+    """The Hint for a detector's hint text in its view ("raw", "lower" or "digits")."""
+    return hint_in(text.translate(FOLD) if view != "raw" else text, view != "raw")
+
+
+@cache
+def hint_in(needle: bytes, folded: bool) -> Hint:
+    """The one Hint for a needle, so detectors sharing it share its search in every region."""
+    return Hint(needle, folded)
+
+
+def _rarity(c: int) -> int:
+    """A sort key putting the rarest bytes first."""
+    at = _BY_FREQUENCY.find(bytes([c]))
+    return -at if at >= 0 else -len(_BY_FREQUENCY)
+
+
+def _readings(c: int, folded: bool) -> tuple[bytes, ...]:
+    """The bytes of buf that read as c: both cases of a letter in the folded view."""
+    if folded and c in _LOWER:
+        return bytes([c]), bytes([c]).upper()
+    return (bytes([c]),)
+
+
+def _searcher(needle: bytes, lead: int) -> Search:
+    """The faster way to find needle in a view, scanning from `lead` bytes into it.
+
+    The regex engine scans for a literal's first byte and then compares, which is quick unless that byte
+    is common; bytes.find skips by the needle's length, which wins once the needle is long or made of
+    one common byte (a run of digits).
+    """
+    if not lead and (len(needle) >= _FIND_FROM or len(set(needle)) == 1):
+        return lambda text, start, end: text.find(needle, start, end)
+    behind = b"(?<=" + re.escape(needle) + b")" if lead else b""
+    pattern = re.compile(re.escape(needle[lead:]) + behind)
+
+    def search(text: bytes, start: int, end: int) -> int:
+        found = pattern.search(text, start + lead, end)
+        return -1 if found is None else found.start() - lead
+
+    return search
+
+
+def _sparse(needle: bytes, pivot: int, full: Search) -> Search:
+    """A search stepping from one occurrence of the pivot byte to the next, `full` once they prove many."""
+    byte, back = bytes([pivot]), needle.index(pivot)
+
+    def search(text: bytes, start: int, end: int) -> int:
+        at = text.find(byte, start + back, end)
+        for _ in range(_SPARSE):
+            if at < 0:
+                return -1
+            if text.startswith(needle, at - back, end):
+                return at - back
+            at = text.find(byte, at + 1, end)
+        return -1 if at < 0 else full(text, at - back, end)
+
+    return search
+
+
+class Region:
+    """buf[start:end] as hints are looked up in it; answers are kept, since detectors share hints."""
+
+    def __init__(self, buf: bytes, start: int, end: int) -> None:
+        self.buf, self.start, self.end = buf, start, end
+        self._folded: bytes | None = None
+        self._occurs: dict[bytes, bool] = {}
+        self._first: dict[Hint, int] = {}
+
+    def first(self, h: Hint) -> int:
+        """The offset in buf of the first occurrence of h in the region, or -1."""
+        at = self._first.get(h)
+        if at is None:
+            at = -1
+            if self.possible(h):
+                if h.anchor is None:
+                    at = self.find(h, self.start)
+                else:
+                    anchor = self.first(h.anchor)
+                    if anchor >= 0:
+                        at = self.find(h, max(self.start, anchor - h.lead))
+            self._first[h] = at
+        return at
+
+    def find(self, h: Hint, at: int) -> int:
+        """The first occurrence of h in buf[at:end], at >= start (at start - 1 for a raw hint), or -1."""
+        if not h.folded:
+            return h.search(self.buf, at, self.end)
+        if self._folded is None:
+            self._folded = self.buf[self.start : self.end].translate(FOLD)
+        found = h.search(self._folded, at - self.start, self.end - self.start)
+        return found + self.start if found >= 0 else -1
+
+    def possible(self, h: Hint) -> bool:
+        """False when a byte of h is missing from the region, so h cannot occur there."""
+        for readings in h.gates:
+            for byte in readings:
+                if self.occurs(byte):
+                    break
+            else:
+                return False
+        return True
+
+    def occurs(self, byte: bytes) -> bool:
+        """Whether the region holds this byte (asked once, kept)."""
+        seen = self._occurs.get(byte)
+        if seen is None:
+            seen = self._occurs[byte] = self.buf.find(byte, self.start, self.end) >= 0
+        return seen
+
+    def line(self, at: int, hit: int, end: int) -> tuple[int, int]:
+        """The line holding hit, cut to buf[at:end]: from its start to just after its line break."""
+        buf = self.buf
+        start = buf.rfind(b"\n", at, hit) + 1
+        stop = buf.find(b"\n", hit, end)
+        if self.occurs(b"\r"):
+            start = max(start, buf.rfind(b"\r", at, hit) + 1)
+            cr = buf.find(b"\r", hit, end)
+            if cr >= 0 and not 0 <= stop < cr:
+                stop = cr
+        return max(at, start), stop + 1 if stop >= 0 else end
