@@ -22,14 +22,16 @@ FOLD = bytes.maketrans(_UPPER + b"123456789 -", _LOWER + b"000000000__")
 _EVERYWHERE = frozenset(b"0123456789 \t\r\n_")
 # Bytes of text, roughly from the most to the least common; a byte not listed is rarer than all of them.
 # Rarer bytes are asked about first.
-_COMMON = b"=-.:/,etaoinsrhldcumfpgwybvkxjqz"
-_BY_FREQUENCY = _COMMON + b"ETAOINSRHLDCUMFPGWYBVKXJQZ"
+_COMMON = b"=-.:/,etaoinsrhldcumfpgwybvk"
+_BY_FREQUENCY = _COMMON + b"xjqzETAOINSRHLDCUMFPGWYBVKXJQZ"
 # How many of a hint's bytes are asked about: the rarest ones rule out most, the rest rarely pay.
 _GATES = 3
 # From this length bytes.find skips ahead far enough to beat the regex engine's literal-prefix scan.
 _FIND_FROM = 8
-# Occurrences of an uncommon byte checked one by one before a search of the whole region takes over.
+# Occurrences of an uncommon byte checked one by one before trying the next one, of at most _PIVOTS,
+# and then a search of the whole region.
 _SPARSE = 8
+_PIVOTS = 2
 
 Search = Callable[[bytes, int, int], int]
 
@@ -55,8 +57,9 @@ class Hint:
         self.lead = len(tail) - 1 if folded and needle[:1] == b"0" and tail.strip(b"0") else 0
         self.anchor = hint_in(needle[self.lead :], folded) if self.lead else None
         self.search = _searcher(needle, self.lead)
-        if rarest and rarest[0] not in _COMMON:
-            self.search = _sparse(needle, rarest[0], self.search)
+        pivots = [c for c in rarest if c not in _COMMON][:_PIVOTS]
+        if pivots:
+            self.search = _sparse(needle, pivots, self.search)
 
 
 def hint(text: bytes, view: str) -> Hint:
@@ -102,19 +105,24 @@ def _searcher(needle: bytes, lead: int) -> Search:
     return search
 
 
-def _sparse(needle: bytes, pivot: int, full: Search) -> Search:
-    """A search stepping from one occurrence of the pivot byte to the next, `full` once they prove many."""
-    byte, back = bytes([pivot]), needle.index(pivot)
+def _sparse(needle: bytes, pivots: list[int], full: Search) -> Search:
+    """A search stepping from one occurrence of a pivot byte to the next, `full` if every pivot proves common.
+
+    Which uncommon byte is rare depends on the output ("INFO" on every line makes I common), so each
+    pivot gets a few steps in turn.
+    """
+    steps = [(bytes([c]), needle.index(c)) for c in pivots]
 
     def search(text: bytes, start: int, end: int) -> int:
-        at = text.find(byte, start + back, end)
-        for _ in range(_SPARSE):
-            if at < 0:
-                return -1
-            if text.startswith(needle, at - back, end):
-                return at - back
-            at = text.find(byte, at + 1, end)
-        return -1 if at < 0 else full(text, at - back, end)
+        for byte, back in steps:
+            at = text.find(byte, start + back, end)
+            for _ in range(_SPARSE):
+                if at < 0:
+                    return -1
+                if text.startswith(needle, at - back, end):
+                    return at - back
+                at = text.find(byte, at + 1, end)
+        return full(text, start, end)
 
     return search
 
@@ -154,9 +162,13 @@ class Region:
 
     def possible(self, h: Hint) -> bool:
         """False when a byte of h is missing from the region, so h cannot occur there."""
+        occurs = self._occurs
         for readings in h.gates:
             for byte in readings:
-                if self.occurs(byte):
+                seen = occurs.get(byte)
+                if seen is None:
+                    seen = occurs[byte] = self.buf.find(byte, self.start, self.end) >= 0
+                if seen:
                     break
             else:
                 return False
