@@ -24,6 +24,7 @@ from bastion.masking.detectors import (
     PRIVATE_KEY_BEGIN,
     PRIVATE_KEY_END,
     key_body_start_ok,
+    luhn_ok,
     marker,
 )
 from bastion.masking.stream import HOLD
@@ -314,3 +315,16 @@ def test_hint_far_into_the_longest_pgpass_line() -> None:
     line = b"h" * 253 + b":65432:app:alice:pw\n"
     assert stream(RULES, line, []) == reference(RULES, line)
     assert stream(RULES, line, [])[0].endswith(b":65432:app:alice:[MASKED:pgpass]\n")
+
+
+def luhn_by_digit(digits: bytes) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = (ch - 48) * (2 if i % 2 else 1)
+        total += d - 9 if i % 2 and d > 9 else d
+    return total % 10 == 0
+
+
+@given(st.one_of(chars(DIGITS, 0, 24), st.binary(max_size=24)))
+def test_luhn_tables_agree_with_the_checksum_digit_by_digit(digits: bytes) -> None:
+    assert luhn_ok(digits) == luhn_by_digit(digits)

@@ -45,17 +45,24 @@ def marker(kind: str) -> bytes:
     return b"[MASKED:" + kind.encode("ascii") + b"]"
 
 
+def _luhn_term(ch: int, doubled: bool) -> int:
+    d = (ch - 48) * (2 if doubled else 1)
+    return (d - 9 if doubled and d > 9 else d) % 10
+
+
+# Each byte's Luhn term modulo 10, as it counts from the right in an even or an odd place.
+_LUHN_KEPT = bytes(_luhn_term(ch, False) for ch in range(256))
+_LUHN_DOUBLED = bytes(_luhn_term(ch, True) for ch in range(256))
+
+
 def luhn_ok(digits: bytes) -> bool:
-    """The card checksum: it turns most random 16-digit numbers (ids, timestamps) back into plain text."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ch - 48
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
+    """The card checksum: it turns most random 16-digit numbers (ids, timestamps) back into plain text.
+
+    Every run of 13 or more digits is checked (hex ids are full of them), so the terms come from tables.
+    """
+    kept = digits[-1::-2].translate(_LUHN_KEPT)
+    doubled = digits[-2::-2].translate(_LUHN_DOUBLED)
+    return (sum(kept) + sum(doubled)) % 10 == 0
 
 
 _NOT_DIGITS = bytes(c for c in range(256) if not 48 <= c <= 57)
