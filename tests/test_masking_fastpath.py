@@ -18,7 +18,9 @@ from hypothesis import strategies as st
 from bastion.masking import Detector, Masker, MaskingRules, load_masking
 from bastion.masking.ansi import ESCAPE
 from bastion.masking.detectors import (
+    BUILTIN,
     END_MARKER_MAX,
+    KEY_BODY_HINTS,
     KEY_BODY_LINE,
     KEY_BODY_START,
     PRIVATE_KEY_BEGIN,
@@ -27,6 +29,7 @@ from bastion.masking.detectors import (
     luhn_ok,
     marker,
 )
+from bastion.masking.hints import Region, hint
 from bastion.masking.stream import HOLD
 
 SHIPPED = Path(__file__).resolve().parent.parent / "policies" / "masking.yaml"
@@ -328,3 +331,40 @@ def luhn_by_digit(digits: bytes) -> bool:
 @given(st.one_of(chars(DIGITS, 0, 24), st.binary(max_size=24)))
 def test_luhn_tables_agree_with_the_checksum_digit_by_digit(digits: bytes) -> None:
     assert luhn_ok(digits) == luhn_by_digit(digits)
+
+
+VIEWS = {
+    "raw": lambda text: text,
+    "lower": bytes.lower,
+    "digits": lambda text: text.translate(bytes.maketrans(b"123456789 -", b"000000000__")),
+}
+HINTS = sorted(
+    {(text, d.hint_view) for d in BUILTIN for text in d.hints}
+    | {(text, "raw") for text in (b"-----BEGIN ", *KEY_BODY_HINTS)}
+)
+HINT_TEXT = st.lists(
+    st.one_of(
+        st.tuples(CASE, st.sampled_from([text for text, _ in HINTS])).map(lambda t: t[0](t[1])),
+        st.binary(max_size=6),
+        chars(ALNUM + b" -_:*\n\r=", 1, 12),
+        FILLER,
+    ),
+    max_size=30,
+).map(b"".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(HINT_TEXT, st.data())
+def test_a_hint_is_never_found_after_its_first_occurrence(buf: bytes, data: st.DataObject) -> None:
+    start = data.draw(st.integers(min_value=0, max_value=len(buf)))
+    end = data.draw(st.integers(min_value=start, max_value=len(buf)))
+    at = data.draw(st.integers(min_value=start, max_value=end))
+    region = Region(buf, start, end)
+    for text, view in HINTS:
+        h = hint(text, view)
+        seen = VIEWS[view](buf[start:end])
+        first, later = seen.find(text), seen.find(text, at - start)
+        found = region.first(h)
+        assert first < 0 or start <= found <= start + first, (text, view)
+        found = region.find(h, at)
+        assert later < 0 or at <= found <= start + later, (text, view)

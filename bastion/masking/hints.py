@@ -4,9 +4,15 @@ A hint cannot occur in a region where one of its bytes does not, and whether a b
 far cheaper than searching for the hint. Ordinary output lacks some uncommon byte of most hints (an
 upper-case J for "eyJ", an x for "xox", a * for ":*:"), so most searches never run.
 
-The "lower" and "digits" views share one folded view: lower case, every digit 0, a space or dash _. A
-hint occurs there wherever it occurs in its own view (and in a few more places, which costs a line
-scan, never a miss), and one translation replaces two.
+The rest cost a scan of the region each, and those that start alike share it: hints whose scan starts
+at the same byte form a group, found by one regex whose alternatives all follow that byte; only when the
+group occurs is each member looked for, from there. In the folded view k, p and c read as one marker
+byte, which every keyword of the password detectors holds ("key", "pass", "secret", "token",
+"credential"), so one scan covers them all, and the marker is rarer than any byte they have in common.
+
+The "lower" and "digits" views share that folded view: lower case, every digit 0, a space or dash _, k,
+p and c the marker. A hint occurs there wherever it occurs in its own view (and in a few more places,
+which costs a line scan, never a miss), and one translation replaces two.
 """
 
 from __future__ import annotations
@@ -17,9 +23,14 @@ from functools import cache
 
 _UPPER = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _LOWER = _UPPER.lower()
-FOLD = bytes.maketrans(_UPPER + b"123456789 -", _LOWER + b"000000000__")
+_MARKER = 1
+_MARKED = b"kpc"
+FOLD = bytes.maketrans(
+    _UPPER + b"123456789 -" + _MARKED + _MARKED.upper(),
+    _LOWER + b"000000000__" + bytes([_MARKER]) * 2 * len(_MARKED),
+)
 # Bytes in nearly every region: asking whether they occur never rules a hint out.
-_EVERYWHERE = frozenset(b"0123456789 \t\r\n_")
+_EVERYWHERE = frozenset(b"0123456789 \t\r\n_" + bytes([_MARKER]))
 # Bytes of text, roughly from the most to the least common; a byte not listed is rarer than all of them.
 # Rarer bytes are asked about first.
 _COMMON = b"=-.:/,etaoinsrhldcumfpgwybvk"
@@ -41,25 +52,24 @@ class Hint:
 
     A hint holding an uncommon byte (upper case, most punctuation) is looked for where that byte is: a
     region holding one (a secret on one of its lines, say) mostly holds it a few times, and a few memchr
-    calls are cheaper than a scan.
-
-    A folded hint starting with digits is searched from its last other byte (`lead` bytes in), as
-    digits are common and the bytes after them are not. That tail is an `anchor`: a hint of its own,
-    shared by hints ending alike ("0000_0000" and "000_00_0000" both end in "_0000"), so one search for
-    it rules them all out, and each starts at the anchor's first occurrence.
+    calls are cheaper than a scan. Any other hint is scanned for from its `lead` byte: the marker in a
+    folded hint holding one, else the first byte that is not a folded digit (digits are common), else
+    the first; a lookbehind checks the bytes before it. Hints scanned for from the same byte make a group.
     """
 
     def __init__(self, needle: bytes, folded: bool) -> None:
         self.needle, self.folded = needle, folded
         rarest = sorted(set(needle) - _EVERYWHERE, key=_rarity)
         self.gates: tuple[tuple[bytes, ...], ...] = tuple(_readings(c, folded) for c in rarest[:_GATES])
-        tail = needle.rstrip(b"0")
-        self.lead = len(tail) - 1 if folded and needle[:1] == b"0" and tail.strip(b"0") else 0
-        self.anchor = hint_in(needle[self.lead :], folded) if self.lead else None
+        self.lead = _lead(needle) if folded else 0
         self.search = _searcher(needle, self.lead)
         pivots = [c for c in rarest if c not in _COMMON][:_PIVOTS]
+        self.group: Group | None = None
         if pivots:
             self.search = _sparse(needle, pivots, self.search)
+        else:
+            self.group = group(needle[self.lead], folded)
+            self.group.add(self)
 
 
 def hint(text: bytes, view: str) -> Hint:
@@ -71,6 +81,14 @@ def hint(text: bytes, view: str) -> Hint:
 def hint_in(needle: bytes, folded: bool) -> Hint:
     """The one Hint for a needle, so detectors sharing it share its search in every region."""
     return Hint(needle, folded)
+
+
+def _lead(needle: bytes) -> int:
+    marker = needle.find(bytes([_MARKER]))
+    if marker >= 0:
+        return marker
+    digits = len(needle) - len(needle.lstrip(b"0"))
+    return digits if digits < len(needle) else 0
 
 
 def _rarity(c: int) -> int:
@@ -86,6 +104,12 @@ def _readings(c: int, folded: bool) -> tuple[bytes, ...]:
     return (bytes([c]),)
 
 
+def _after_lead(needle: bytes, lead: int, skip: int = 0) -> bytes:
+    """A regex for needle from `skip` bytes after its lead byte on, the bytes before checked by a lookbehind."""
+    behind = b"(?<=" + re.escape(needle) + b")" if lead else b""
+    return re.escape(needle[lead + skip :]) + behind
+
+
 def _searcher(needle: bytes, lead: int) -> Search:
     """The faster way to find needle in a view, scanning from `lead` bytes into it.
 
@@ -95,8 +119,7 @@ def _searcher(needle: bytes, lead: int) -> Search:
     """
     if not lead and (len(needle) >= _FIND_FROM or len(set(needle)) == 1):
         return lambda text, start, end: text.find(needle, start, end)
-    behind = b"(?<=" + re.escape(needle) + b")" if lead else b""
-    pattern = re.compile(re.escape(needle[lead:]) + behind)
+    pattern = re.compile(_after_lead(needle, lead))
 
     def search(text: bytes, start: int, end: int) -> int:
         found = pattern.search(text, start + lead, end)
@@ -127,6 +150,33 @@ def _sparse(needle: bytes, pivots: list[int], full: Search) -> Search:
     return search
 
 
+class Group:
+    """Hints of one view scanned for from the same byte: one regex finds where the first of them may be."""
+
+    def __init__(self, byte: int, folded: bool) -> None:
+        self.byte, self.folded = byte, folded
+        self.members: list[Hint] = []
+        self._pattern: re.Pattern[bytes] | None = None
+
+    def add(self, h: Hint) -> None:
+        self.members.append(h)
+        self._pattern = None
+
+    def search(self, text: bytes, start: int, end: int) -> int:
+        """The offset of the lead byte of the first member occurring in text[start:end], or -1."""
+        if self._pattern is None:
+            branches = b"|".join(_after_lead(h.needle, h.lead, 1) for h in self.members)
+            self._pattern = re.compile(re.escape(bytes([self.byte])) + b"(?:" + branches + b")")
+        found = self._pattern.search(text, start, end)
+        return -1 if found is None else found.start()
+
+
+@cache
+def group(byte: int, folded: bool) -> Group:
+    """The one Group of hints scanned for from this byte in this view."""
+    return Group(byte, folded)
+
+
 class Region:
     """buf[start:end] as hints are looked up in it; answers are kept, since detectors share hints."""
 
@@ -135,6 +185,7 @@ class Region:
         self._folded: bytes | None = None
         self._occurs: dict[bytes, bool] = {}
         self._first: dict[Hint, int] = {}
+        self._groups: dict[Group, int] = {}
 
     def first(self, h: Hint) -> int:
         """The offset in buf of the first occurrence of h in the region, or -1."""
@@ -142,12 +193,12 @@ class Region:
         if at is None:
             at = -1
             if self.possible(h):
-                if h.anchor is None:
-                    at = self.find(h, self.start)
-                else:
-                    anchor = self.first(h.anchor)
-                    if anchor >= 0:
-                        at = self.find(h, max(self.start, anchor - h.lead))
+                start = self.start
+                if h.group is not None and len(h.group.members) > 1:
+                    lead = self._group(h.group)
+                    start = -1 if lead < 0 else max(start, lead - h.lead)
+                if start >= 0:
+                    at = self.find(h, start)
             self._first[h] = at
         return at
 
@@ -155,20 +206,14 @@ class Region:
         """The first occurrence of h in buf[at:end], at >= start (at start - 1 for a raw hint), or -1."""
         if not h.folded:
             return h.search(self.buf, at, self.end)
-        if self._folded is None:
-            self._folded = self.buf[self.start : self.end].translate(FOLD)
-        found = h.search(self._folded, at - self.start, self.end - self.start)
+        found = h.search(self._fold(), at - self.start, self.end - self.start)
         return found + self.start if found >= 0 else -1
 
     def possible(self, h: Hint) -> bool:
         """False when a byte of h is missing from the region, so h cannot occur there."""
-        occurs = self._occurs
         for readings in h.gates:
             for byte in readings:
-                seen = occurs.get(byte)
-                if seen is None:
-                    seen = occurs[byte] = self.buf.find(byte, self.start, self.end) >= 0
-                if seen:
+                if self.occurs(byte):
                     break
             else:
                 return False
@@ -192,3 +237,19 @@ class Region:
             if cr >= 0 and not 0 <= stop < cr:
                 stop = cr
         return max(at, start), stop + 1 if stop >= 0 else end
+
+    def _group(self, g: Group) -> int:
+        at = self._groups.get(g)
+        if at is None:
+            if g.folded:
+                found = g.search(self._fold(), 0, self.end - self.start)
+                at = found + self.start if found >= 0 else -1
+            else:
+                at = g.search(self.buf, self.start, self.end)
+            self._groups[g] = at
+        return at
+
+    def _fold(self) -> bytes:
+        if self._folded is None:
+            self._folded = self.buf[self.start : self.end].translate(FOLD)
+        return self._folded
