@@ -185,7 +185,7 @@ class Region:
         self._folded: bytes | None = None
         self._occurs: dict[bytes, bool] = {}
         self._first: dict[Hint, int] = {}
-        self._groups: dict[Group, int] = {}
+        self._groups: set[Group] = set()
 
     def first(self, h: Hint) -> int:
         """The offset in buf of the first occurrence of h in the region, or -1."""
@@ -193,12 +193,10 @@ class Region:
         if at is None:
             at = -1
             if self.possible(h):
-                start = self.start
-                if h.group is not None and len(h.group.members) > 1:
-                    lead = self._group(h.group)
-                    start = -1 if lead < 0 else max(start, lead - h.lead)
-                if start >= 0:
-                    at = self.find(h, start)
+                if h.group is not None and len(h.group.members) > 1 and h.group not in self._groups:
+                    self._scan_group(h.group)
+                    return self.first(h)
+                at = self.find(h, self.start)
             self._first[h] = at
         return at
 
@@ -238,16 +236,29 @@ class Region:
                 stop = cr
         return max(at, start), stop + 1 if stop >= 0 else end
 
-    def _group(self, g: Group) -> int:
-        at = self._groups.get(g)
-        if at is None:
-            if g.folded:
-                found = g.search(self._fold(), 0, self.end - self.start)
-                at = found + self.start if found >= 0 else -1
-            else:
-                at = g.search(self.buf, self.start, self.end)
-            self._groups[g] = at
-        return at
+    def _scan_group(self, g: Group) -> None:
+        """Finds the first occurrence of every member of g in one pass, stepping from one hit to the next.
+
+        Each hit is checked against every member not yet found; after a few hits the members still
+        missing are searched for one by one, from the last hit.
+        """
+        self._groups.add(g)
+        text, base = (self._fold(), self.start) if g.folded else (self.buf, 0)
+        low, high = self.start - base, self.end - base
+        missing = [h for h in g.members if h not in self._first]
+        at = g.search(text, low, high)
+        for _ in range(_SPARSE):
+            if at < 0:
+                break
+            for h in list(missing):
+                if at - h.lead >= low and text.startswith(h.needle, at - h.lead, high):
+                    self._first[h] = at - h.lead + base
+                    missing.remove(h)
+            if not missing:
+                return
+            at = g.search(text, at + 1, high)
+        for h in missing:
+            self._first[h] = -1 if at < 0 else self.find(h, max(self.start, at - h.lead + base))
 
     def _fold(self) -> bytes:
         if self._folded is None:
