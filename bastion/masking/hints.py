@@ -29,11 +29,11 @@ FOLD = bytes.maketrans(
     _UPPER + b"123456789 -" + _MARKED + _MARKED.upper(),
     _LOWER + b"000000000__" + bytes([_MARKER]) * 2 * len(_MARKED),
 )
-# Bytes in nearly every region: asking whether they occur never rules a hint out.
-_EVERYWHERE = frozenset(b"0123456789 \t\r\n_" + bytes([_MARKER]))
 # Bytes of text, roughly from the most to the least common; a byte not listed is rarer than all of them.
 # Rarer bytes are asked about first.
 _COMMON = b"=-.:/,etaoinsrhldcumfpgwybvk"
+# Bytes in nearly every region: asking whether they occur almost never rules a hint out.
+_EVERYWHERE = frozenset(b"0123456789 \t\r\n_" + bytes([_MARKER]) + _COMMON[:14])
 _BY_FREQUENCY = _COMMON + b"xjqzETAOINSRHLDCUMFPGWYBVKXJQZ"
 # How many of a hint's bytes are asked about: the rarest ones rule out most, the rest rarely pay.
 _GATES = 3
