@@ -190,14 +190,16 @@ class Region:
     def first(self, h: Hint) -> int:
         """The offset in buf of the first occurrence of h in the region, or -1."""
         at = self._first.get(h)
-        if at is None:
+        if at is not None:
+            return at
+        if not self.possible(h):
             at = -1
-            if self.possible(h):
-                if h.group is not None and len(h.group.members) > 1 and h.group not in self._groups:
-                    self._scan_group(h.group)
-                    return self.first(h)
-                at = self.find(h, self.start)
-            self._first[h] = at
+        elif h.group is not None and len(h.group.members) > 1 and h.group not in self._groups:
+            self._scan_group(h.group)
+            return self._first[h]
+        else:
+            at = self.find(h, self.start)
+        self._first[h] = at
         return at
 
     def find(self, h: Hint, at: int) -> int:
@@ -209,9 +211,13 @@ class Region:
 
     def possible(self, h: Hint) -> bool:
         """False when a byte of h is missing from the region, so h cannot occur there."""
+        occurs = self._occurs
         for readings in h.gates:
             for byte in readings:
-                if self.occurs(byte):
+                seen = occurs.get(byte)
+                if seen is None:
+                    seen = occurs[byte] = self.buf.find(byte, self.start, self.end) >= 0
+                if seen:
                     break
             else:
                 return False
@@ -224,17 +230,21 @@ class Region:
             seen = self._occurs[byte] = self.buf.find(byte, self.start, self.end) >= 0
         return seen
 
-    def line(self, at: int, hit: int, end: int) -> tuple[int, int]:
-        """The line holding hit, cut to buf[at:end]: from its start to just after its line break."""
-        buf = self.buf
-        start = buf.rfind(b"\n", at, hit) + 1
-        stop = buf.find(b"\n", hit, end)
+    def line_start(self, at: int, hit: int) -> int:
+        """Where the line holding hit starts, or at if that is later."""
+        start = self.buf.rfind(b"\n", at, hit) + 1
         if self.occurs(b"\r"):
-            start = max(start, buf.rfind(b"\r", at, hit) + 1)
-            cr = buf.find(b"\r", hit, end)
+            start = max(start, self.buf.rfind(b"\r", at, hit) + 1)
+        return max(at, start)
+
+    def line_end(self, hit: int, end: int) -> int:
+        """Just after the line break ending the line holding hit, or end if none comes before it."""
+        stop = self.buf.find(b"\n", hit, end)
+        if self.occurs(b"\r"):
+            cr = self.buf.find(b"\r", hit, end)
             if cr >= 0 and not 0 <= stop < cr:
                 stop = cr
-        return max(at, start), stop + 1 if stop >= 0 else end
+        return stop + 1 if stop >= 0 else end
 
     def _scan_group(self, g: Group) -> None:
         """Finds the first occurrence of every member of g in one pass, stepping from one hit to the next.

@@ -75,24 +75,19 @@ class Scanner:
                 if max(upcoming) < 0:
                     continue
                 segments = _segments(hints, upcoming, detector.hint_back, region, end)
+            finditer, validator, groups = detector.pattern.finditer, detector.validator, detector.value_groups
             for seg_start, seg_end in segments:
                 if detector.folded:
                     offset = max(0, seg_start - _LOOKBEHIND)
                     text = buf[offset:seg_end].lower()
                 else:
                     offset, text = 0, buf
-                for match in detector.pattern.finditer(text, seg_start - offset, seg_end - offset):
-                    vstart, vend = value_span(detector, match)
-                    valid = detector.validator is None or detector.validator(match.group())
+                for match in finditer(text, seg_start - offset, seg_end - offset):
+                    mstart, mend = match.span()
+                    vstart, vend = value_span(detector, match) if groups else (mstart, mend)
+                    valid = validator is None or validator(match.group())
                     found.append(
-                        Candidate(
-                            match.start() + offset,
-                            match.end() + offset,
-                            vstart + offset,
-                            vend + offset,
-                            priority,
-                            valid,
-                        )
+                        Candidate(mstart + offset, mend + offset, vstart + offset, vend + offset, priority, valid)
                     )
         return found
 
@@ -115,8 +110,9 @@ def _segments(
                 hit = p
         if hit == end:
             return segments
-        line_start, at = region.line(at, hit, end)
-        segments.append((max(line_start, hit - back), at))
+        seg_start = max(region.line_start(at, hit), hit - back) if back else hit
+        at = region.line_end(hit, end)
+        segments.append((seg_start, at))
         upcoming = [region.find(h, at) if 0 <= p < at else p for h, p in zip(hints, upcoming, strict=True)]
 
 
