@@ -142,8 +142,7 @@ BUILTIN: tuple[Detector, ...] = (
     Detector(
         "aws-access-key",
         re.compile(rb"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])"),
-        hints=(b"IA",),
-        hint_back=2,
+        hints=(b"AKIA", b"ASIA"),
     ),
     Detector(
         "aws-secret-key",
