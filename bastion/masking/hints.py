@@ -8,7 +8,7 @@ The rest cost a scan of the region each, and those that start alike share it: hi
 at the same byte form a group, found by one regex whose alternatives all follow that byte; only when the
 group occurs is each member looked for, from there. In the folded view k, p and c read as one marker
 byte, which every keyword of the password detectors holds ("key", "pass", "secret", "token",
-"credential"), so one scan covers them all, and the marker is rarer than any byte they have in common.
+"credential"), so one scan covers them all; the three together are still rarer than most single letters.
 
 The "lower" and "digits" views share that folded view: lower case, every digit 0, a space or dash _, k,
 p and c the marker. A hint occurs there wherever it occurs in its own view (and in a few more places,
@@ -30,11 +30,11 @@ FOLD = bytes.maketrans(
     _LOWER + b"000000000__" + bytes([_MARKER]) * 2 * len(_MARKED),
 )
 # Bytes of text, roughly from the most to the least common; a byte not listed is rarer than all of them.
-# Rarer bytes are asked about first.
-_COMMON = b"=-.:/,etaoinsrhldcumfpgwybvk"
+# Rarer bytes are asked about first, and those past the common ones make a hint sparse.
+_BY_FREQUENCY = b"=-.:/,etaoinsrhldcumfpgwybvkxjqzETAOINSRHLDCUMFPGWYBVKXJQZ"
+_COMMON = _BY_FREQUENCY[: _BY_FREQUENCY.index(b"x")]
 # Bytes in nearly every region: asking whether they occur almost never rules a hint out.
-_EVERYWHERE = frozenset(b"0123456789 \t\r\n_" + bytes([_MARKER]) + _COMMON[:14])
-_BY_FREQUENCY = _COMMON + b"xjqzETAOINSRHLDCUMFPGWYBVKXJQZ"
+_EVERYWHERE = frozenset(b"0123456789 \t\r\n_" + bytes([_MARKER]) + _BY_FREQUENCY[: _BY_FREQUENCY.index(b"h")])
 # How many of a hint's bytes are asked about: the rarest ones rule out most, the rest rarely pay.
 _GATES = 3
 # From this length bytes.find skips ahead far enough to beat the regex engine's literal-prefix scan.
@@ -105,7 +105,7 @@ def _readings(c: int, folded: bool) -> tuple[bytes, ...]:
 
 
 def _after_lead(needle: bytes, lead: int, skip: int = 0) -> bytes:
-    """A regex for needle from `skip` bytes after its lead byte on, the bytes before checked by a lookbehind."""
+    """A regex matching needle from its lead byte (`skip` bytes past it), a lookbehind checking the rest."""
     behind = b"(?<=" + re.escape(needle) + b")" if lead else b""
     return re.escape(needle[lead + skip :]) + behind
 
@@ -203,7 +203,7 @@ class Region:
         return at
 
     def find(self, h: Hint, at: int) -> int:
-        """The first occurrence of h in buf[at:end], at >= start (at start - 1 for a raw hint), or -1."""
+        """The offset in buf of the first occurrence of h in buf[at:end] (at >= start), or -1."""
         if not h.folded:
             return h.search(self.buf, at, self.end)
         found = h.search(self._fold(), at - self.start, self.end - self.start)
@@ -211,13 +211,9 @@ class Region:
 
     def possible(self, h: Hint) -> bool:
         """False when a byte of h is missing from the region, so h cannot occur there."""
-        occurs = self._occurs
         for readings in h.gates:
             for byte in readings:
-                seen = occurs.get(byte)
-                if seen is None:
-                    seen = occurs[byte] = self.buf.find(byte, self.start, self.end) >= 0
-                if seen:
+                if self.occurs(byte):
                     break
             else:
                 return False

@@ -36,7 +36,7 @@ class Scanner:
         self.detectors = detectors
         self._hints = tuple(tuple(hint(text, d.hint_view) for text in d.hints) for d in detectors)
 
-    def collect(self, buf: bytes, start: int, end: int, region: Region | None = None) -> list[Candidate]:
+    def collect(self, buf: bytes, start: int, end: int, region: Region) -> list[Candidate]:
         """Every match of every detector in buf[start:end], valid or not, ordered by value start.
 
         `region` (starting at start, ending at or after end) carries hint lookups already made there.
@@ -45,7 +45,7 @@ class Scanner:
         `;`): it gives way to what the view finds. The view keeps the byte before the region for
         lookbehinds: the stream never starts a region inside or right after an escape sequence.
         """
-        found = self._matches(buf, start, end, region or Region(buf, start, end))
+        found = self._matches(buf, start, end, region)
         if buf.find(b"\x1b", start, end) >= 0:
             context = max(0, start - 1)
             view = Stripped(buf, context, end)
