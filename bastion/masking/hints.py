@@ -53,8 +53,10 @@ class Hint:
     A hint holding an uncommon byte (upper case, most punctuation) is looked for where that byte is: a
     region holding one (a secret on one of its lines, say) mostly holds it a few times, and a few memchr
     calls are cheaper than a scan. Any other hint is scanned for from its `lead` byte: the marker in a
-    folded hint holding one, else the first byte that is not a folded digit (digits are common), else
-    the first; a lookbehind checks the bytes before it. Hints scanned for from the same byte make a group.
+    folded hint holding one; in one starting with folded digits (which are common), the last byte that
+    is not one, so hints ending alike ("0000_0000" and "000_00_0000" end in "_0000") share a literal the
+    regex engine scans for whole; else the first. A lookbehind checks the bytes before the lead byte.
+    Hints scanned for from the same byte make a group.
     """
 
     def __init__(self, needle: bytes, folded: bool) -> None:
@@ -87,8 +89,7 @@ def _lead(needle: bytes) -> int:
     marker = needle.find(bytes([_MARKER]))
     if marker >= 0:
         return marker
-    digits = len(needle) - len(needle.lstrip(b"0"))
-    return digits if digits < len(needle) else 0
+    return len(needle.rstrip(b"0")) - 1 if needle.startswith(b"0") and needle.strip(b"0") else 0
 
 
 def _rarity(c: int) -> int:
