@@ -2,7 +2,9 @@
 
 `reference` masks a whole text the obvious way: every detector runs over every byte, with and without
 escape sequences, and key blocks and bodies are followed from their openers. Streamed output, cut into
-chunks anywhere, must be byte-identical to it, with the same counts.
+chunks anywhere, must be byte-identical to it, with the same counts; with idle flushes as well, it must
+match the same detectors scanning every region in full. Underneath, every hint lookup is held to a
+plain search of its view, and the Luhn tables to the checksum computed digit by digit.
 """
 
 from __future__ import annotations
