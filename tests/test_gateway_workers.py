@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -35,11 +36,13 @@ def pair(sshd: Sshd, tmp_path: Path) -> Iterator[Bastion]:
     while len(_events(b, "server.start")) < 2:
         assert time.monotonic() < deadline, b.log()
         time.sleep(0.05)
+    workers = _workers(b)
     yield b
     if b.proc is not None and b.proc.poll() is None:
         b.proc.kill()
         b.proc.wait()
-        for pid in _workers(b):
+    for pid in workers:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 
 
@@ -72,3 +75,29 @@ def test_workers_must_be_at_least_one(sshd: Sshd, tmp_path: Path) -> None:
     b = Bastion(tmp_path / "zero").init()
     result = b.cli("serve", "--workers", "0", check=False)
     assert result.returncode == 1 and result.stderr.strip() == "bastion: --workers: at least 1"
+
+
+def test_workers_of_a_killed_supervisor_stop_and_free_the_port(pair: Bastion) -> None:
+    workers = _workers(pair)
+    assert pair.proc is not None
+    pair.proc.kill()
+    pair.proc.wait()
+    deadline = time.monotonic() + 60
+    while any(_alive(pid) for pid in workers):
+        assert time.monotonic() < deadline, "workers outlived their supervisor"
+        time.sleep(0.1)
+    assert len(_events(pair, "server.stop")) == 2
+
+
+def test_a_port_someone_already_serves_is_refused(pair: Bastion) -> None:
+    again = pair.cli("serve", "--workers", "2", "--listen", f"127.0.0.1:{pair.port}", check=False)
+    assert again.returncode == 1
+    assert again.stderr.strip().startswith(f"bastion: cannot listen on 127.0.0.1:{pair.port}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if count < 1:
         raise BastionError("--workers: at least 1")
     if count == 1 or args.reuse_port:
-        return asyncio.run(serve(config, host, port, reuse_port=args.reuse_port))
+        return asyncio.run(serve(config, host, port, parent=os.getppid() if args.reuse_port else None))
     try:
         reserved = workers.reserve(host, port)
     except OSError as exc:
@@ -58,10 +59,10 @@ def run(args: argparse.Namespace) -> int:
         return workers.supervise(listen, count, config_path(args.config).resolve(), args.verbose)
 
 
-async def serve(config: Config, host: str, port: int, *, reuse_port: bool = False,
+async def serve(config: Config, host: str, port: int, *, parent: int | None = None,
                 stop: asyncio.Event | None = None, ready: Callable[[int], None] | None = None) -> int:
     """Serves until SIGTERM, SIGINT or `stop`; `ready` gets the bound port once the listener accepts.
-    `reuse_port`: one of several workers on the same port (SO_REUSEPORT)."""
+    `parent`: this is a worker of `serve --workers N` (SO_REUSEPORT) and stops when that process is gone."""
     audit = AuditLog(signing_key_path=config.path(config.audit_key))
     revocations = StoreRevocations()
     gateway = Gateway(config, lambda blob: authenticate(blob, config.identity, revocations), audit)
@@ -70,7 +71,7 @@ async def serve(config: Config, host: str, port: int, *, reuse_port: bool = Fals
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
-        acceptor = await start_server(gateway, host, port, reuse_port=reuse_port)
+        acceptor = await start_server(gateway, host, port, reuse_port=parent is not None)
     except OSError as exc:
         raise BastionError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     bound = acceptor.sockets[0].getsockname()
@@ -83,6 +84,7 @@ async def serve(config: Config, host: str, port: int, *, reuse_port: bool = Fals
     background = [
         asyncio.ensure_future(gateway.run_background()),
         asyncio.ensure_future(gateway.watch_decisions()),
+        *([asyncio.ensure_future(_orphaned(parent, stop))] if parent is not None else []),
         asyncio.ensure_future(_checkpoints(gateway, audit)),
     ]
     if ready is not None:
@@ -99,6 +101,14 @@ async def serve(config: Config, host: str, port: int, *, reuse_port: bool = Fals
     await gateway.db(audit.close)
     gateway.close()
     return 0
+
+
+async def _orphaned(parent: int, stop: asyncio.Event) -> None:
+    """A worker whose supervisor is gone (its parent changes) stops, as if it had been told to."""
+    while os.getppid() == parent:
+        await asyncio.sleep(1)
+    print("bastion: the supervising process is gone; stopping", file=sys.stderr, flush=True)
+    stop.set()
 
 
 async def _checkpoints(gateway: Gateway, audit: AuditLog) -> None:

@@ -9,7 +9,9 @@ processes on one data directory always could: the audit chain, approvals (a deci
 releases a request held by another within 50 ms), session kills, revocations. SO_REUSEPORT only joins sockets of
 the same user, so only a process running as the bastion's own user could listen beside it.
 
-The parent only supervises. It holds the port bound (not listening) so it stays reserved for the workers.
+The parent only supervises. It holds the port bound (not listening) so it stays reserved for the workers, and a
+worker whose parent is gone (killed with SIGKILL, say) drains and exits by itself rather than serve on beside
+the next gateway.
 SIGTERM or SIGINT is passed to every worker, each drains its own sessions, and the parent exits when they all
 have. A worker that exits by itself takes the others down with it (and the parent exits non-zero): a service
 manager restarting the whole gateway is simpler to reason about than a gateway running with fewer workers than
@@ -28,10 +30,20 @@ from types import FrameType
 
 
 def reserve(host: str, port: int) -> socket.socket:
-    """Binds host:port with SO_REUSEPORT without listening (port 0 picks one); OSError when it cannot."""
+    """Binds host:port with SO_REUSEPORT without listening (port 0 picks one); OSError when it cannot.
+
+    A first bind without SO_REUSEPORT makes sure nobody serves the port already: with it alone, a leftover
+    worker of an earlier gateway (or another bastion on another database) would silently share the
+    connections. SO_REUSEADDR, as asyncio sets it, lets a restart bind over connections still in TIME_WAIT.
+    """
     family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(address)
+        address = (address[0], probe.getsockname()[1], *address[2:])
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
     except OSError:
@@ -57,9 +69,13 @@ def supervise(listen: str, workers: int, config: Path, verbose: int) -> int:
 
     previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
-        for _ in range(workers):
-            child = subprocess.Popen(argv)
-            children[child.pid] = child
+        try:
+            for _ in range(workers):
+                child = subprocess.Popen(argv)
+                children[child.pid] = child
+        except OSError:
+            stop(signal.SIGTERM, None)
+            raise
         if stopping:  # a signal that came while the workers were starting has not reached the later ones
             stop(signal.SIGTERM, None)
         print(f"bastion: {workers} workers started", file=sys.stderr, flush=True)
