@@ -63,7 +63,7 @@ async def test_the_journal_writes_concurrent_events_together_and_releases_each(l
         return log.append_many(entries)
 
     with ThreadPoolExecutor(max_workers=1) as db_thread:
-        journal = AuditJournal(append_many, db_thread)
+        journal = AuditJournal(append_many, log.check, db_thread)
         await asyncio.gather(*(journal.append(_open_row(f"s-{n}")) for n in range(20)))
     assert sum(batches) == 20 and len(batches) < 20
     assert Event.select().count() == 20
@@ -74,7 +74,7 @@ async def test_the_journal_writes_concurrent_events_together_and_releases_each(l
 async def test_one_bad_entry_fails_alone(log: AuditLog) -> None:
     log.append_many([_open_row("taken")])
     with ThreadPoolExecutor(max_workers=1) as db_thread:
-        journal = AuditJournal(log.append_many, db_thread)
+        journal = AuditJournal(log.append_many, log.check, db_thread)
         results = await asyncio.gather(journal.append(_open_row("fresh-1")), journal.append(_open_row("taken")),
                                        journal.append(_open_row("fresh-2")), return_exceptions=True)
     assert results[0] is None and results[2] is None
@@ -85,6 +85,21 @@ async def test_one_bad_entry_fails_alone(log: AuditLog) -> None:
 
 async def test_a_lone_failure_keeps_the_log_s_message(log: AuditLog) -> None:
     with ThreadPoolExecutor(max_workers=1) as db_thread:
-        journal = AuditJournal(log.append_many, db_thread)
+        journal = AuditJournal(log.append_many, log.check, db_thread)
         with pytest.raises(StoreError, match="dotted lower-case"):
             await journal.append(Pending("Not A Type"))
+
+
+async def test_a_failure_that_is_no_entry_s_fault_refuses_the_batch_at_once(log: AuditLog) -> None:
+    calls: list[int] = []
+
+    def locked(entries: list[Pending]) -> object:
+        calls.append(len(entries))
+        raise StoreError("audit event could not be written: database is locked")
+
+    with ThreadPoolExecutor(max_workers=1) as db_thread:
+        journal = AuditJournal(locked, log.check, db_thread)
+        results = await asyncio.gather(*(journal.append(_open_row(f"s-{n}")) for n in range(5)),
+                                       return_exceptions=True)
+    assert all(isinstance(r, StoreError) and "locked" in str(r) for r in results)
+    assert sum(calls) == 5  # each entry tried once, in whatever batches: no entry-by-entry retry

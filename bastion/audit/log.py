@@ -60,6 +60,10 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class Conflict(StoreError):
+    """A write kept breaking a uniqueness rule: one entry's row write clashes, or the chain kept racing."""
+
+
 @dataclass(frozen=True)
 class Pending:
     """An event to append; `alongside` is a database write that must commit (or fail) together with it."""
@@ -153,6 +157,11 @@ class AuditLog:
 
         return self._write(body)
 
+    @staticmethod
+    def check(entry: Pending) -> None:
+        """What `append_many` refuses before touching the database, for one entry: StoreError if so."""
+        _validate(entry.type, dict(entry.details))
+
     def checkpoint(self) -> CheckpointRecord | None:
         """Sign the current head now, unless there is no key, no event, or the head is already signed."""
         key = self._key
@@ -211,7 +220,7 @@ class AuditLog:
                         return body()
                 except peewee.IntegrityError as err:
                     if attempt == _ATTEMPTS:
-                        raise _store_error(err) from err
+                        raise Conflict(_store_error(err).args[0]) from err
                     attempt += 1
                 except StoreError:
                     raise

@@ -55,7 +55,7 @@ class Gateway:
         self._authenticator = authenticator
         # One thread owns database access: the event loop never blocks on a lock held by another process.
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bastion-db")
-        self._journal = AuditJournal(audit.append_many, self._db)
+        self._journal = AuditJournal(audit.append_many, audit.check, self._db)
         settings = config.upstream
         self.pool = UpstreamPool(
             lambda target: upstream.connect(target, self.box, timeout=settings.connect_timeout_s,

@@ -6,9 +6,11 @@ events queued while that thread is busy are written together by the next job in 
 (`AuditLog.append_many`). Each waiter is released only once its own event is committed, so nothing a session
 does gets ahead of its audit record; under load the chain's lock, tail read and commit are paid once per batch.
 
-A batch is all or nothing in the database, so one entry that cannot be written (a row write that fails, say)
-would sink its neighbours: a failed batch is written again one entry at a time, and only the entries that fail
-on their own get StoreError.
+A batch is all or nothing in the database, so one entry that cannot be written would sink its neighbours.
+Entries are checked before they are queued (an invalid one is refused to its waiter alone), and a batch that
+fails on a uniqueness conflict (one entry's row write clashing) is written again one entry at a time, so only
+the entries that fail on their own are refused. Any other failure (the database locked past its timeout, a disk
+error) refuses the whole batch at once: retrying each entry would only hold every waiter longer.
 """
 
 from __future__ import annotations
@@ -18,21 +20,23 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 
-from bastion.audit.log import Pending
+from bastion.audit.log import Conflict, Pending
 from bastion.errors import StoreError
 
 AppendMany = Callable[[Sequence[Pending]], object]
 
 
 class AuditJournal:
-    def __init__(self, append_many: AppendMany, executor: Executor) -> None:
+    def __init__(self, append_many: AppendMany, check: Callable[[Pending], None], executor: Executor) -> None:
         self._append_many = append_many
+        self._check = check
         self._executor = executor
         self._lock = threading.Lock()
         self._queue: list[tuple[Pending, asyncio.Future[None]]] = []
 
     async def append(self, entry: Pending) -> None:
         """Returns once `entry` is committed; StoreError when it could not be."""
+        self._check(entry)
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         with self._lock:
@@ -50,8 +54,10 @@ class AuditJournal:
         try:
             self._append_many(entries)
             outcomes = [None] * len(entries)
+        except Conflict as exc:
+            outcomes = [self._write_alone(entry) for entry in entries] if len(entries) > 1 else [exc]
         except Exception as exc:
-            outcomes = [_refusal(exc)] if len(entries) == 1 else [self._write_alone(entry) for entry in entries]
+            outcomes = [_refusal(exc)] * len(entries)
         loop.call_soon_threadsafe(_settle, [done for _, done in batch], outcomes)
 
     def _write_alone(self, entry: Pending) -> StoreError | None:
