@@ -207,6 +207,11 @@ async def open_record(conn: AgentConnection, channel: AgentChannelSession, targe
         await gateway.event("session.open", subject=identity.subject, target=target_name, session_id=session_id,
                             details={"kind": channel.kind, "command": channel.command, "recording": str(relative)},
                             alongside=row)
+    except asyncio.CancelledError:
+        # The agent went away while the open was being committed, which still happens: record the end too.
+        gateway.spawn(close_record(conn, Record(session_id, relative, sink, CastEncoder(start)), None, None,
+                                   {"abandoned": True}))
+        raise
     except Exception:
         sink.close()
         raise StoreError("cannot record or audit this session; refused") from None
@@ -217,8 +222,10 @@ async def close_record(conn: AgentConnection, record: Record, status: int | None
                        extra: dict[str, object]) -> None:
     """Closes the recording (hashing it) and the session row, and audits the close."""
     gateway = conn.gateway
-    record.sink.flush()  # nothing more is recorded once the relay is done; the fsync waits on a thread
-    digest = await asyncio.to_thread(record.sink.close)
+    try:
+        record.sink.flush()  # nothing more is recorded once the relay is done; the fsync waits on a thread
+    finally:
+        digest = await asyncio.to_thread(record.sink.close)
     row = functools.partial(session_store.close_session, record.id, exit_status=status, exit_signal=signal,
                             sha256=digest, size=record.sink.size)
     await gateway.event("session.close", subject=conn.identity.subject if conn.identity else None,
