@@ -79,7 +79,8 @@ class Rig:
     def direct(self, command: str) -> list[str]:
         return ["ssh", "-F", "/dev/null", "-p", str(self.sshd.port), "-o", "BatchMode=yes",
                 "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "StrictHostKeyChecking=yes",
-                "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR", "-i", str(self.sshd.root / "client_key"),
+                "-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=20",
+                "-i", str(self.sshd.root / "client_key"),
                 f"{self.sshd.user}@127.0.0.1", command]
 
 
@@ -369,10 +370,14 @@ def table(res: dict[str, Any]) -> str:
             *(_load_row(f"{label} {res[key]['agents']} agents x {res[key]['commands_each']}", res[key])
               for key, label in (("concurrency", "concurrency, a connection per command:"),
                                  ("concurrency_multiplexed", "concurrency, a connection per agent:"),
-                                 ("concurrency_direct", "direct, a connection per command:"))),
+                                 ("concurrency_direct", "direct OpenSSH, a connection per command:"))),
             ("approval release", f"{appr['approved_to_session_open_s']:.3f} s",
              f"approve returned -> first byte {appr['approve_returned_to_first_byte_s']:.3f} s"),
         ]
+    if "machine" in res:
+        m = res["machine"]
+        rows.append(("machine", f"{m['cpus']} cores, bastion serve --workers {m['bastion_workers']}",
+                     f"Python {m['python']}"))
     rows.append(("classifier", f"{res['classify_per_s']:,} commands/s", "corpus commands.tsv"))
     if "masking" in res:
         m = res["masking"]
