@@ -29,6 +29,7 @@ log = logging.getLogger("bastion.relay")
 
 EXTENDED_STDERR = asyncssh.EXTENDED_DATA_STDERR
 MASK_IDLE_FLUSH_S = 0.05
+AGENT_WRITE_BUFFER = 256 * 1024
 
 
 class Relay:
@@ -275,6 +276,9 @@ class AgentChannelSession(asyncssh.SSHServerSession[bytes]):
 
     def connection_made(self, chan: asyncssh.SSHChannel[bytes]) -> None:
         self.chan = chan  # type: ignore[assignment]
+        # Output waiting for the agent's window pauses the upstream channel past this much. asyncssh's 64 KiB is
+        # two packets, so bulk output paused and resumed constantly; 256 KiB per session keeps memory bounded.
+        chan.set_write_buffer_limits(AGENT_WRITE_BUFFER)
 
     # One start request per channel: asyncssh accepts further exec/shell/subsystem requests on a started
     # channel, and a second one must never replace the command that was decided (and maybe approved).
