@@ -1,10 +1,12 @@
 import logging
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from bastion.store.db import connect
 from tests.harness import SSHD, Bastion, Sshd
 
 
@@ -36,3 +38,19 @@ def bastion(sshd: Sshd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ba
     b.serve()
     yield b
     b.stop()
+
+
+@pytest.fixture
+def db(tmp_path: Path):
+    """A fresh store (SQLite) bound for this test."""
+    database = connect(tmp_path / "bastion.db")
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def key_path(tmp_path: Path) -> Path:
+    """An audit signing key, as `bastion init` makes it."""
+    path = tmp_path / "audit.key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-m", "PKCS8", "-f", str(path)], check=True)
+    return path

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import threading
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +14,6 @@ from bastion.audit.verify import verify_audit
 from bastion.errors import NotFound, StoreError
 from bastion.store import events
 from bastion.store.approvals import ApprovalDecisionRow, ApprovalRow
-from bastion.store.db import connect
 
 WAIT = 300.0
 LIFETIME = 600.0
@@ -32,13 +30,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def db(tmp_path: Path):
-    database = connect(tmp_path / "bastion.db")
-    yield database
-    database.close()
 
 
 @pytest.fixture

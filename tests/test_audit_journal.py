@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,22 +14,12 @@ from bastion.audit.verify import verify_audit
 from bastion.errors import StoreError
 from bastion.gateway.journal import AuditJournal
 from bastion.store import sessions as session_store
-from bastion.store.db import connect
 from bastion.store.events import Event
 
 
 @pytest.fixture
-def db(tmp_path: Path):
-    database = connect(tmp_path / "bastion.db")
-    yield database
-    database.close()
-
-
-@pytest.fixture
-def log(tmp_path: Path, db) -> AuditLog:
-    key = tmp_path / "audit.key"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-m", "PKCS8", "-f", str(key)], check=True)
-    return AuditLog(signing_key_path=key, checkpoint_every=3)
+def log(key_path: Path, db) -> AuditLog:
+    return AuditLog(signing_key_path=key_path, checkpoint_every=3)
 
 
 def _open_row(session_id: str) -> Pending:

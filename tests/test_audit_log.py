@@ -39,15 +39,6 @@ def db(db_path: Path):
     database.close()
 
 
-@pytest.fixture
-def key_path(tmp_path: Path) -> Path:
-    path = tmp_path / "audit.key"
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-m", "PKCS8", "-f", str(path)], check=True
-    )
-    return path
-
-
 def test_append_returns_the_stored_event(db, key_path: Path) -> None:
     log = AuditLog(signing_key_path=key_path)
     first = log.append(EventType.SERVER_START, subject="bastion")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,24 +14,7 @@ from bastion.audit.chain import EventType, format_time, sign_checkpoint
 from bastion.audit.keys import audit_public_key_text
 from bastion.audit.log import AuditLog
 from bastion.audit.verify import recording_details, verify_audit
-from bastion.store.db import connect
 from bastion.store.events import Event, insert_checkpoint, tail_event
-
-
-@pytest.fixture
-def db(tmp_path: Path):
-    database = connect(tmp_path / "bastion.db")
-    yield database
-    database.close()
-
-
-@pytest.fixture
-def key_path(tmp_path: Path) -> Path:
-    path = tmp_path / "audit.key"
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-m", "PKCS8", "-f", str(path)], check=True
-    )
-    return path
 
 
 @pytest.fixture

@@ -7,20 +7,12 @@ import signal
 import sqlite3
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.harness import Bastion, Sshd, asciinema_cat, rss_kb
-
-
-def _wait_for(predicate: Callable[[], bool], what: str, limit: float = 60.0) -> None:
-    deadline = time.monotonic() + limit
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.05)
+from tests.harness import Bastion, Sshd, asciinema_cat, rss_kb, wait_for
 
 
 @pytest.fixture
@@ -115,7 +107,7 @@ def test_killed_bastion_leaves_a_readable_cast(own_bastion: Bastion) -> None:
         casts = own_bastion.casts()
         return bool(casts) and "before-the-2crash" in casts[-1].read_text()
 
-    _wait_for(flushed, "the output to reach the cast file")
+    wait_for(flushed, "the output to reach the cast file")
     own_bastion.stop(signal.SIGKILL)
     proc.wait(60)
     cast = own_bastion.casts()[-1]

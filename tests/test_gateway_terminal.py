@@ -11,12 +11,10 @@ import signal
 import struct
 import subprocess
 import termios
-import time
-from collections.abc import Callable
 
 import asyncssh
 
-from tests.harness import Bastion, Sshd, asciinema_cat
+from tests.harness import Bastion, Sshd, asciinema_cat, wait_for
 
 
 def _cast_events(bastion: Bastion, marker: str) -> list[list[object]]:
@@ -25,14 +23,6 @@ def _cast_events(bastion: Bastion, marker: str) -> list[list[object]]:
         if marker in lines[0]:
             return [json.loads(line) for line in lines[1:]]
     return []
-
-
-def _wait_for(predicate: Callable[[], bool], what: str, limit: float = 30.0) -> None:
-    deadline = time.monotonic() + limit
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.05)
 
 
 def test_tty_shell_driven_with_input_shows_output(bastion: Bastion) -> None:
@@ -65,7 +55,7 @@ def test_window_change_is_forwarded_and_lands_in_the_cast(bastion: Bastion) -> N
                             stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     os.close(slave)
     try:
-        _wait_for(lambda: any("agent-resize" in c.read_text().splitlines()[0] for c in bastion.casts()),
+        wait_for(lambda: any("agent-resize" in c.read_text().splitlines()[0] for c in bastion.casts()),
                   "the session to start")
         fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
 
@@ -76,7 +66,7 @@ def test_window_change_is_forwarded_and_lands_in_the_cast(bastion: Bastion) -> N
             proc.send_signal(signal.SIGWINCH)
             return False
 
-        _wait_for(resized, "the resize event")
+        wait_for(resized, "the resize event")
         os.write(master, b"\n")
         out, err = proc.communicate(timeout=60)
     finally:

@@ -7,13 +7,12 @@ import os
 import signal
 import sqlite3
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.harness import Bastion, Sshd
+from tests.harness import Bastion, Sshd, wait_for
 
 
 def _workers(b: Bastion) -> list[int]:
@@ -32,10 +31,7 @@ def pair(sshd: Sshd, tmp_path: Path) -> Iterator[Bastion]:
     b = Bastion(tmp_path / "workers").init()
     b.add_target("web-1", sshd)
     b.serve("--workers", "2")
-    deadline = time.monotonic() + 30
-    while len(_events(b, "server.start")) < 2:
-        assert time.monotonic() < deadline, b.log()
-        time.sleep(0.05)
+    wait_for(lambda: len(_events(b, "server.start")) == 2, "both workers to start")
     workers = _workers(b)
     yield b
     if b.proc is not None and b.proc.poll() is None:
@@ -82,10 +78,7 @@ def test_workers_of_a_killed_supervisor_stop_and_free_the_port(pair: Bastion) ->
     assert pair.proc is not None
     pair.proc.kill()
     pair.proc.wait()
-    deadline = time.monotonic() + 60
-    while any(_alive(pid) for pid in workers):
-        assert time.monotonic() < deadline, "workers outlived their supervisor"
-        time.sleep(0.1)
+    wait_for(lambda: not any(_alive(pid) for pid in workers), "the workers to stop after their supervisor")
     assert len(_events(pair, "server.stop")) == 2
 
 
