@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+import subprocess
+import threading
 
 from tests.harness import Bastion, asciinema_cat
 
@@ -24,6 +26,26 @@ def test_stdin_passes_through_byte_for_byte(bastion: Bastion) -> None:
     result = bastion.ssh(agent, "web-1", "cat", input=payload)
     assert result.returncode == 0, result.stderr
     assert result.stdout == payload
+
+
+def test_a_prompt_on_stderr_reaches_the_agent_while_stdout_has_whole_lines(bastion: Bastion) -> None:
+    """Each stream's masker flushes its own held partial line: whole lines on stdout do not hold a prompt back."""
+    agent = bastion.agent("agent-prompt", ["tester"])
+    prompt = b"Continue? [y/N] "
+    command = f"printf '{prompt.decode()}' >&2; echo working; read answer; echo \"got $answer\""
+    proc = subprocess.Popen([*bastion.ssh_args(agent, "web-1"), command], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stderr is not None
+    seen: list[bytes] = []
+    reader = threading.Thread(target=lambda: seen.append(proc.stderr.read(len(prompt))))  # type: ignore[union-attr]
+    reader.start()
+    reader.join(60)
+    if not seen:
+        proc.kill()
+    assert seen == [prompt]
+    out, _ = proc.communicate(b"y\n", timeout=60)
+    assert out == b"working\ngot y\n"
+    assert proc.returncode == 0
 
 
 def test_every_session_leaves_a_readable_cast_with_its_output(bastion: Bastion) -> None:

@@ -6,7 +6,8 @@ the target reads stdin slowly, the relay stops reading from the agent. Memory st
 windows, whatever the speeds. Data arriving before the upstream channel is open is held and reading paused.
 
 Output passes through one masker per stream (stdout, stderr) before it reaches the agent or the recording.
-A masker may hold back a partial line; it is flushed after 50 ms without output, at EOF and at the end.
+A masker may hold back a partial line; it is flushed after 50 ms without output on its stream, at EOF and at
+the end. Each stream has its own timer: a prompt held on stderr is not kept waiting by lines on stdout.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class Relay:
         self._maskers: dict[int | None, Masker] = (
             {None: Masker(masking), EXTENDED_STDERR: Masker(masking)} if masking.enabled else {}
         )
-        self._idle_flush: asyncio.TimerHandle | None = None
+        self._idle_flush: dict[int | None, asyncio.TimerHandle] = {}
         self._eof_pending = False
         # asyncssh's is_closing() is already true after write_eof(), when exit status must still be sent.
         self._agent_closed = False
@@ -134,21 +135,27 @@ class Relay:
         masker = self._maskers.get(datatype)
         if masker is not None:
             data = masker.feed(data)
-            if self._idle_flush is not None:
-                self._idle_flush.cancel()
-            self._idle_flush = (
-                asyncio.get_running_loop().call_later(MASK_IDLE_FLUSH_S, self._flush_maskers)
-                if masker.held else None
-            )
+            timer = self._idle_flush.pop(datatype, None)
+            if timer is not None:
+                timer.cancel()
+            if masker.held:
+                self._idle_flush[datatype] = asyncio.get_running_loop().call_later(
+                    MASK_IDLE_FLUSH_S, self._flush_masker, datatype
+                )
         if data:
             self.emit(data, datatype)
 
+    def _flush_masker(self, datatype: int | None) -> None:
+        self._idle_flush.pop(datatype, None)
+        held = self._maskers[datatype].flush()
+        if held and not self._done:
+            self.emit(held, datatype)
+
     def _flush_maskers(self) -> None:
-        self._idle_flush = None
-        for datatype, masker in self._maskers.items():
-            held = masker.flush()
-            if held and not self._done:
-                self.emit(held, datatype)
+        for timer in self._idle_flush.values():
+            timer.cancel()
+        for datatype in self._maskers:
+            self._flush_masker(datatype)
 
     @property
     def mask_counts(self) -> dict[str, int]:
@@ -225,8 +232,9 @@ class Relay:
         if self._done:
             return
         self._done = True
-        if self._idle_flush is not None:
-            self._idle_flush.cancel()
+        for timer in self._idle_flush.values():
+            timer.cancel()
+        self._idle_flush.clear()
         self._closer = closer
         self._on_done(self._exit_status, self.exit_signal)
 
