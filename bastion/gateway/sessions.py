@@ -29,7 +29,6 @@ from bastion.gateway.pool import Lease
 from bastion.gateway.relay import EXTENDED_STDERR, AgentChannelSession, Relay, UpstreamChannelSession
 from bastion.identity.model import Identity
 from bastion.masking import mask_bytes
-from bastion.policy import RequestKind
 from bastion.policy.env import matches as env_matches
 from bastion.recording import CastEncoder, CastHeader, RecordingSink
 from bastion.store import sessions as session_store
@@ -112,8 +111,10 @@ async def _start(conn: AgentConnection, channel: AgentChannelSession, chan: asyn
     if decision.action == "approve" and not await _identity_still_valid(conn, chan):
         return
     env = _passed_env(conn, target, dict(chan.get_environment()))
+    # Every exec request goes upstream as exec of the decided text (a command, or the scp sink or source); only a
+    # shell request opens a shell. Without a command asyncssh would send a shell request.
     command = None
-    if ask.request.kind is RequestKind.EXEC:
+    if channel.kind == "exec":
         term = {"TERM": channel.term[0]} if channel.term else {}
         command = upstream_command(ask.text, shell=target.shell, env={**env, **term})
     live = await _open(conn, channel, chan, target)
