@@ -74,7 +74,8 @@ class Relay:
             self.agent.pause_reading()
             return
         self._record(self._encoder.input(time.monotonic(), data))
-        self.upstream.write(data)
+        if not self._done:  # input that could not be recorded is not passed on
+            self.upstream.write(data)
 
     def agent_eof(self) -> None:
         if self.upstream is None:
@@ -190,9 +191,13 @@ class Relay:
     # both
 
     def emit(self, data: bytes, datatype: int | None = None) -> None:
-        """Sends output to the agent and records it (stdout and stderr both become `o` events)."""
+        """Records output and sends it to the agent (stdout and stderr both become `o` events).
+
+        Output the recording refused is not sent. Recording is batched, so the last batch the agent saw before a
+        write error (at most 256 KiB, or `recording_flush_s` of output) is what a failing disk can still lose.
+        """
         self._record(self._encoder.output(time.monotonic(), data))
-        if not self._agent_closed:
+        if not self._agent_closed and not self._done:
             self.agent.write(data, datatype)
 
     def fail(self, message: str, status: int) -> None:

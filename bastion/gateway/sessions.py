@@ -221,18 +221,29 @@ async def open_record(conn: AgentConnection, channel: AgentChannelSession, targe
 
 async def close_record(conn: AgentConnection, record: Record, status: int | None, signal: str | None,
                        extra: dict[str, object]) -> None:
-    """Closes the recording (hashing it) and the session row, and audits the close."""
-    gateway = conn.gateway
+    """Closes the recording (hashing it) and the session row, and audits the close.
+
+    A recording that cannot be flushed or synced (a full or failing disk) is still closed and bound into the
+    chain as far as it was written, with `recording_error` saying why, so the session does not stay open and
+    its file stays checked by `audit verify --recordings`.
+    """
+    gateway, sink = conn.gateway, record.sink
+    with contextlib.suppress(StoreError):
+        sink.flush()  # nothing more is recorded once the relay is done; the fsync waits on a thread
+    error = sink.error
     try:
-        record.sink.flush()  # nothing more is recorded once the relay is done; the fsync waits on a thread
-    finally:
-        digest = await asyncio.to_thread(record.sink.close)
+        await asyncio.to_thread(sink.close)
+    except (OSError, StoreError) as exc:
+        error = error or f"cannot close recording {sink.path.name}: {getattr(exc, 'strerror', None) or exc}"
+    if error is not None:
+        log.error("session %s: %s; its recording is bound as written", record.id, error)
     row = functools.partial(session_store.close_session, record.id, exit_status=status, exit_signal=signal,
-                            sha256=digest, size=record.sink.size)
+                            sha256=sink.digest, size=sink.size)
     await gateway.event("session.close", subject=conn.identity.subject if conn.identity else None,
                         target=conn.login, session_id=record.id,
                         details={"exit_status": status, "exit_signal": signal, "recording": str(record.relative),
-                                 "recording_sha256": digest, "recording_size": record.sink.size, **extra},
+                                 "recording_sha256": sink.digest, "recording_size": sink.size, **extra,
+                                 **({"recording_error": error} if error else {})},
                         alongside=row)
 
 

@@ -3,17 +3,20 @@
 Lines are collected and written with `os.write` of complete lines, so a process killed at any moment leaves a
 file that ends on a line boundary and `asciinema cat` reads it up to the last flushed event. The owner calls
 `flush()` on a short timer (bounded delay) and the sink flushes by itself when its batch grows large.
-Any write error is raised as StoreError: the session it records must stop (fail closed).
+Any write error is raised as StoreError: the session it records must stop (fail closed). A short write (a
+full disk) is cut back to the last whole line first.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from pathlib import Path
 
 from bastion.errors import StoreError
 
+log = logging.getLogger("bastion.recording")
 _BATCH_BYTES = 256 * 1024
 
 
@@ -29,6 +32,7 @@ class RecordingSink:
         self._pending_len = 0
         self._sha = hashlib.sha256()
         self.size = 0
+        self.error: str | None = None  # the first write that failed: the file holds only what came before it
 
     def write(self, line: bytes) -> None:
         if not line:
@@ -50,9 +54,18 @@ class RecordingSink:
                 written = os.write(self._fd, view)
                 view = view[written:]
         except OSError as exc:
-            raise StoreError(f"cannot write recording {self.path.name}: {exc.strerror}") from None
+            self._cut_partial_line()
+            self.error = f"cannot write recording {self.path.name}: {exc.strerror}"
+            raise StoreError(self.error) from None
         self._sha.update(data)
         self.size += len(data)
+
+    def _cut_partial_line(self) -> None:
+        """After a short write (a full disk), the file goes back to its last whole line, so it stays readable."""
+        try:
+            os.ftruncate(self._fd, self.size)  # type: ignore[arg-type]
+        except OSError:
+            log.error("recording %s may end in a partial line: it could not be cut back", self.path.name)
 
     def close(self) -> str:
         """Flushes, fsyncs and closes; returns the SHA-256 of the whole file."""
@@ -63,6 +76,11 @@ class RecordingSink:
             finally:
                 os.close(self._fd)
                 self._fd = None
+        return self._sha.hexdigest()
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of what the file holds: every line written so far."""
         return self._sha.hexdigest()
 
     @property
