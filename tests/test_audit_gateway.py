@@ -8,6 +8,7 @@ import base64
 import json
 import shutil
 import sqlite3
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat,
 from bastion.audit.chain import EventRecord, canonical_json, seal, sign_checkpoint
 from bastion.cli import replay
 from bastion.errors import BastionError
-from tests.harness import Bastion, Sshd
+from tests.harness import Bastion, Sshd, wait_for
 
 SESSION_COMMANDS = ("echo hello-audit", "uname -s", "printf 'two\\nlines\\n'")
 
@@ -281,6 +282,30 @@ def test_session_open_that_cannot_be_audited_does_not_run(workload: Workload) ->
     assert result.stderr == b"bastion: cannot record or audit this session; refused\n"
     assert not marker.exists()
     assert b.ssh(alice, "web-1", "true").returncode == 0
+    assert b.stop() == 0
+    assert b.cli("audit", "verify", "--recordings").stdout.startswith("audit intact:")
+
+
+def test_a_close_that_cannot_be_written_is_retried_until_it_is(workload: Workload) -> None:
+    """The command has run: its close waits out a failing database, and the agent gets its status after it."""
+    b = workload.bastion
+    if b.proc is None or b.proc.poll() is not None:
+        b.serve()
+    alice = b.agent("alice", ["tester"])
+    sql(b, "CREATE TRIGGER refuse_close BEFORE INSERT ON audit_event WHEN NEW.type = 'session.close' "
+           "BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END")
+    try:
+        command = subprocess.Popen([*b.ssh_args(alice, "web-1"), "echo ran-before-the-outage"],
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_for(lambda: "its close could not be written (audit event could not be written" in b.log(),
+                 "a failed close", 60)
+    finally:
+        sql(b, "DROP TRIGGER refuse_close")
+    out, err = command.communicate(timeout=60)
+    assert (command.returncode, out, err) == (0, b"ran-before-the-outage\n", b"")
+    row = sql(b, "SELECT ended, exit_status, recording_sha256 FROM sessions WHERE command = ?",
+              "echo ran-before-the-outage")
+    assert row[0][0] is not None and row[0][1] == 0 and row[0][2]
     assert b.stop() == 0
     assert b.cli("audit", "verify", "--recordings").stdout.startswith("audit intact:")
 

@@ -40,6 +40,9 @@ if TYPE_CHECKING:
     from bastion.gateway.server import AgentConnection
 
 log = logging.getLogger("bastion.sessions")
+# Attempts at writing a session's close, each waiting out the database's busy timeout, and the pause between.
+CLOSE_ATTEMPTS = 5
+CLOSE_RETRY_S = 2.0
 
 PASSED_ENV = ("TERM", "LANG")
 DEFAULT_SIZE = (80, 24)
@@ -239,12 +242,21 @@ async def close_record(conn: AgentConnection, record: Record, status: int | None
         log.error("session %s: %s; its recording is bound as written", record.id, error)
     row = functools.partial(session_store.close_session, record.id, exit_status=status, exit_signal=signal,
                             sha256=sink.digest, size=sink.size)
-    await gateway.event("session.close", subject=conn.identity.subject if conn.identity else None,
-                        target=conn.login, session_id=record.id,
-                        details={"exit_status": status, "exit_signal": signal, "recording": str(record.relative),
-                                 "recording_sha256": sink.digest, "recording_size": sink.size, **extra,
-                                 **({"recording_error": error} if error else {})},
-                        alongside=row)
+    details = {"exit_status": status, "exit_signal": signal, "recording": str(record.relative),
+               "recording_sha256": sink.digest, "recording_size": sink.size, **extra,
+               **({"recording_error": error} if error else {})}
+    # The command has run: its close (which binds the recording into the chain) is worth waiting for through
+    # a database outage, while the agent's exit status waits too.
+    for attempt in range(1, CLOSE_ATTEMPTS + 1):
+        try:
+            await gateway.event("session.close", subject=conn.identity.subject if conn.identity else None,
+                                target=conn.login, session_id=record.id, details=details, alongside=row)
+            return
+        except StoreError as exc:
+            if attempt == CLOSE_ATTEMPTS:
+                raise
+            log.warning("session %s: its close could not be written (%s); retrying", record.id, exc)
+            await asyncio.sleep(CLOSE_RETRY_S)
 
 
 async def _open(conn: AgentConnection, channel: AgentChannelSession, chan: asyncssh.SSHServerChannel[bytes],
