@@ -13,6 +13,8 @@ import re
 from bisect import bisect_right
 
 ESCAPE = re.compile(rb"\x1b(?:\[[0-?]{0,32}[ -/]{0,4}[@-~]|\][^\x07\x1b\r\n]{0,1024}(?:\x07|\x1b\\)|[()*+][ -~])")
+# The longest sequence ESCAPE matches (an OSC): an escape byte further back that begins none never will.
+ESCAPE_MAX = 2 + 1024 + 2
 
 
 class Stripped:

@@ -10,11 +10,18 @@ still masked: the flushed partial line (up to MAX_SECRET bytes) is rescanned wit
 match reaching past the flush point has its remainder replaced. A private key BEGIN marker cut by a
 flush still opens the block, so the key material after it is never shown.
 
+BEGIN and END markers are also looked for with escape sequences removed (`grep --color` prints
+`-----BEGIN PGP \x1b[01;31m\x1b[KPRIVATE\x1b[m\x1b[K KEY BLOCK-----`), as the detectors are (see ansi.py);
+a marker found that way spans at most KEY_MARKER_MAX bytes with its escapes.
+
 How: complete lines are masked as they arrive (no pattern spans a line break). A partial line is held
 back; once it reaches HOLD bytes without a line break, the masker emits a prefix ending at a point no
 match straddles and at least OVERLAP bytes before the held end, so any secret up to MAX_SECRET bytes is
 still seen whole. Inside a private key block nothing is emitted or held except the last few bytes
-needed to recognise the END marker; the block's content is dropped, never buffered, however long.
+needed to recognise the END marker (END_MARKER_MAX, or KEY_TAIL near escape sequences); the block's
+content is dropped, never buffered, however long. An END marker ending after an escape sequence that may
+still be incomplete is taken only once that sequence is settled (or at a flush), since completing it can
+reveal an earlier marker.
 
 A key body printed without its BEGIN line opens a body instead: its base64 lines are dropped one by one
 (at most one line is held while undecided) up to the END marker or the first line that is not base64,
@@ -25,7 +32,7 @@ from __future__ import annotations
 
 import re
 
-from bastion.masking.ansi import escape_spans
+from bastion.masking.ansi import ESCAPE, ESCAPE_MAX, Stripped, escape_spans
 from bastion.masking.detectors import (
     END_MARKER_MAX,
     KEY_BODY_HINTS,
@@ -47,6 +54,11 @@ OVERLAP = MAX_SECRET + 256
 # Already-emitted bytes kept so lookbehinds at a region start see the real previous byte.
 CONTEXT = 8
 _KEY = "private-key"
+# The longest BEGIN or END marker found with escape sequences inside it, counting them.
+KEY_MARKER_MAX = 1024
+# Bytes kept inside a key block when escape sequences are near its end: a marker of KEY_MARKER_MAX bytes,
+# or one ending after an escape sequence not yet settled (ESCAPE_MAX bytes back at most).
+KEY_TAIL = 2 * KEY_MARKER_MAX
 _BREAK = re.compile(rb"\r\n|\r|\n")
 _END_PREFIX = re.compile(rb"-[-A-Z0-9 ]*")
 _BEGIN_HINT = hint(b"-----BEGIN ", "raw")
@@ -95,7 +107,7 @@ class Masker:
         out: list[bytes] = []
         while True:
             if self._in_key:
-                if not self._skip_key():
+                if not self._skip_key(final):
                     break
                 continue
             if self._in_body:
@@ -150,14 +162,15 @@ class Masker:
         """(start, end, is_block) of the first BEGIN marker or key body in the region, if any."""
         if not self._keys:
             return None
-        start, end = region.start, region.end
+        buf, start, end = self._buf, region.start, region.end
         literal = region.first(_BEGIN_HINT)
-        begin = None if literal < 0 else PRIVATE_KEY_BEGIN.search(self._buf, literal, end)
-        limit = end if begin is None else begin.start()
+        raw = None if literal < 0 else PRIVATE_KEY_BEGIN.search(buf, literal, end)
+        begin = find_marker(PRIVATE_KEY_BEGIN, buf, start, end, None if raw is None else raw.span())
+        limit = end if begin is None else begin[0]
         body = self._key_body(region, max(0, start - 1), limit)
         if body is not None:
             return body[0], body[1], False
-        return None if begin is None else (begin.start(), begin.end(), True)
+        return None if begin is None else (begin[0], begin[1], True)
 
     def _key_body(self, region: Region, start: int, end: int) -> tuple[int, int] | None:
         """The first line in buf[start:end] (start at the line break before it) opening a key body."""
@@ -177,15 +190,18 @@ class Masker:
         floor = max(0, self._pos - MAX_SECRET)
         return max(floor, self._buf.rfind(b"\n", floor) + 1, self._buf.rfind(b"\r", floor) + 1)
 
-    def _skip_key(self) -> bool:
-        """Drops key material up to the END marker; False while END has not arrived yet."""
-        found = PRIVATE_KEY_END.search(self._buf, self._pos)
-        if found is None:
-            self._pos = self._resume = max(self._pos, len(self._buf) - END_MARKER_MAX)
-            return False
-        self._pos = self._resume = found.end()
-        self._in_key = False
-        return True
+    def _skip_key(self, final: bool) -> bool:
+        """Drops key material up to the END marker; False while END has not arrived (or is not settled)."""
+        buf, pos = self._buf, self._pos
+        raw = PRIVATE_KEY_END.search(buf, pos)
+        found = find_marker(PRIVATE_KEY_END, buf, pos, len(buf), None if raw is None else raw.span())
+        if found is not None and (final or found[1] <= _settled(buf, pos)):
+            self._pos = self._resume = found[1]
+            self._in_key = False
+            return True
+        tail = KEY_TAIL if buf.find(b"\x1b", max(pos, len(buf) - KEY_TAIL)) >= 0 else END_MARKER_MAX
+        self._pos = self._resume = max(pos, len(buf) - tail)
+        return False
 
     def _skip_body(self) -> bool:
         """Drops the next base64 line of a key body, or closes it; False while that is undecided.
@@ -220,6 +236,37 @@ class Masker:
             self._buf = self._buf[keep_from:]
             self._pos -= keep_from
             self._resume -= keep_from
+
+
+def find_marker(
+    pattern: re.Pattern[bytes], buf: bytes, start: int, end: int, raw: tuple[int, int] | None
+) -> tuple[int, int] | None:
+    """The first key marker in buf[start:end]: `raw` (the first found in the bytes as they are) or one
+    found with escape sequences removed that starts before it and spans at most KEY_MARKER_MAX bytes.
+
+    Each search starts one byte after the last, so what is found never depends on where the view began.
+    """
+    if buf.find(b"\x1b", start, end) < 0:
+        return raw
+    view = Stripped(buf, start, end)
+    found = pattern.search(view.text)
+    while found is not None:
+        at = view.to_buf(found.start())
+        if raw is not None and at >= raw[0]:
+            break
+        stop = view.end_to_buf(found.end())
+        if stop - at <= KEY_MARKER_MAX:
+            return at, stop
+        found = pattern.search(view.text, found.start() + 1)
+    return raw
+
+
+def _settled(buf: bytes, start: int) -> int:
+    """Where the first escape byte in buf[start:] that may yet begin an escape sequence is; else the end."""
+    at = buf.find(b"\x1b", max(start, len(buf) - ESCAPE_MAX))
+    while at >= 0 and ESCAPE.match(buf, at) is not None:
+        at = buf.find(b"\x1b", at + 1)
+    return len(buf) if at < 0 else at
 
 
 def _after_flush(candidates: list[Candidate], pos: int) -> list[Candidate]:
