@@ -93,8 +93,9 @@ def test_chain_verifies_after_mixed_workload(workload: Workload) -> None:
     n_events = len(events(b))
     n_checkpoints = sql(b, "SELECT COUNT(*) FROM audit_checkpoint")[0][0]
     assert n_checkpoints >= 1
+    head = sql(b, "SELECT hash FROM audit_event WHERE seq = ?", n_events)[0][0]
     assert result.stdout == (f"audit intact: {n_events} events, {n_checkpoints} checkpoints, "
-                             f"{len(SESSION_COMMANDS)} recordings\n")
+                             f"{len(SESSION_COMMANDS)} recordings; signed through anchor {n_events}:{head}\n")
     types = [e.type for e in events(b)]
     assert types[0] == "server.start" and types[-1] == "server.stop"
     assert types.count("session.open") == types.count("session.close") == len(SESSION_COMMANDS)
@@ -154,6 +155,24 @@ def test_flipping_one_byte_of_a_recording_is_named(copy: Bastion) -> None:
     line = broken(copy, "--recordings")
     assert line == (f"bastion: audit broken at recording {close.details['recording']} (seq {close.seq}): "
                     "recording SHA-256 differs from the audit log (altered)")
+
+
+def test_the_printed_anchor_holds_a_rewrite_of_the_database_to_account(copy: Bastion) -> None:
+    """Checkpoints deleted and the last event rewritten with a fresh hash: only the kept anchor tells."""
+    printed = copy.cli("audit", "verify").stdout.strip()
+    anchor = printed.rsplit("anchor ", 1)[1]
+    assert copy.cli("audit", "verify", "--anchor", anchor).returncode == 0
+    last = events(copy)[-1]
+    forged = seal(seq=last.seq, time=last.time, type=last.type, subject=last.subject, target=last.target,
+                  session_id=last.session_id, details={"forged": True}, prev_hash=last.prev_hash)
+    sql(copy, "DELETE FROM audit_checkpoint")
+    sql(copy, "UPDATE audit_event SET details = ?, hash = ? WHERE seq = ?", canonical_json(forged.details),
+        forged.hash, forged.seq)
+    assert copy.cli("audit", "verify").returncode == 0
+    assert broken(copy, "--anchor", anchor) == (f"bastion: audit broken at seq {last.seq}: event {last.seq} is not "
+                                                "the one anchored: the log was rewritten up to there")
+    wrong = copy.cli("audit", "verify", "--anchor", "12", check=False)
+    assert wrong.stderr == "bastion: an anchor is SEQ:HASH (a SHA-256 in hex), as verify prints it, not '12'\n"
 
 
 def test_pubkey_is_pem_that_verify_accepts(workload: Workload, tmp_path: Path) -> None:

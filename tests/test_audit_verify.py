@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bastion.audit.chain import EventType, format_time, sign_checkpoint
 from bastion.audit.keys import audit_public_key_text
 from bastion.audit.log import AuditLog
-from bastion.audit.verify import recording_details, verify_audit
+from bastion.audit.verify import parse_anchor, recording_details, verify_audit
 from bastion.store.events import Event, insert_checkpoint, tail_event
 
 
@@ -57,7 +57,8 @@ def test_untouched_workload_verifies(audited, recordings: Path, key_path: Path) 
     result = verify_audit(recordings_dir=recordings, public_key=audit_public_key_text(key_path))
     assert result.ok, str(result)
     assert (result.events, result.checkpoints, result.recordings) == (12, 3, 2)
-    assert str(result) == "audit intact: 12 events, 3 checkpoints, 2 recordings"
+    head = tail_event()
+    assert str(result) == f"audit intact: 12 events, 3 checkpoints, 2 recordings; signed through anchor 12:{head.hash}"
 
 
 @pytest.mark.parametrize(
@@ -137,6 +138,65 @@ def test_checkpoint_by_an_impostor_key_needs_the_kept_public_key(audited, key_pa
     result = verify_audit(public_key=audit_public_key_text(key_path))
     assert (result.ok, result.first_bad_seq) == (False, 12)
     assert "not by the trusted key" in result.reason
+
+
+def _rewrite_without_checkpoints(audited) -> None:
+    """What someone who can write the database but has no audit key can do: rewrite, rehash, drop checkpoints."""
+    audited.execute_sql("DELETE FROM audit_checkpoint")
+    audited.execute_sql("DELETE FROM audit_event WHERE seq >= 3")
+    log = AuditLog()
+    for _ in range(4):
+        log.append(EventType.SERVER_STOP)
+
+
+def test_a_log_without_its_checkpoints_fails_once_a_running_bastion_would_have_signed_it(audited) -> None:
+    _rewrite_without_checkpoints(audited)
+    first = Event.get(Event.seq == 1).time
+    assert verify_audit(now=datetime.fromisoformat(first) + timedelta(seconds=60)).ok
+    result = verify_audit(now=datetime.fromisoformat(first) + timedelta(hours=1))
+    assert (result.ok, result.first_bad_seq) == (False, 1)
+    assert result.reason == (f"6 events after the last checkpoint are not signed, the oldest from {first}: "
+                             "a bastion stopped without signing them, or checkpoints were removed")
+
+
+def test_a_long_unsigned_tail_fails_whatever_its_times(db) -> None:
+    log = AuditLog()
+    for _ in range(201):
+        log.append(EventType.SERVER_STOP)
+    result = verify_audit()
+    assert (result.ok, result.first_bad_seq) == (False, 1)
+    assert result.reason.startswith("201 events after the last checkpoint are not signed")
+
+
+def test_the_anchor_a_verification_prints_catches_a_rewrite_without_the_key(audited) -> None:
+    printed = str(verify_audit())
+    anchor = parse_anchor(printed.rsplit("anchor ", 1)[1])
+    assert anchor == (12, tail_event().hash)
+    assert verify_audit(anchor=anchor).ok
+    _rewrite_without_checkpoints(audited)
+    assert verify_audit().ok, "without the anchor, a fresh rewrite looks like a log not signed yet"
+    assert "6 newer events not signed yet" in str(verify_audit())
+    result = verify_audit(anchor=anchor)
+    assert (result.ok, result.first_bad_seq) == (False, 7)
+    assert "anchor is at seq 12: events deleted" in result.reason
+    result = verify_audit(anchor=(4, anchor[1]))
+    assert (result.ok, result.first_bad_seq) == (False, 4)
+    assert "not the one anchored" in result.reason
+
+
+@pytest.mark.parametrize("text", ["12", "12:", "x:" + "a" * 64, "0:" + "a" * 64, "3:" + "g" * 64, "3:abc"])
+def test_an_anchor_is_seq_and_a_full_sha256(text: str) -> None:
+    with pytest.raises(ValueError, match="an anchor is SEQ:HASH"):
+        parse_anchor(text)
+
+
+def test_sessions_left_open_are_counted(db) -> None:
+    log = AuditLog()
+    log.append(EventType.SESSION_OPEN, subject="agent-7", target="web-1", session_id="s1")
+    log.append(EventType.SESSION_OPEN, subject="agent-7", target="web-1", session_id="s2")
+    log.append(EventType.SESSION_CLOSE, subject="agent-7", target="web-1", session_id="s2")
+    assert str(verify_audit()) == ("audit intact: 3 events, 0 checkpoints; 3 newer events not signed yet; "
+                                   "1 sessions not closed (live, or their bastion stopped): recordings not bound")
 
 
 def close_event_of(session_id: str) -> Event:

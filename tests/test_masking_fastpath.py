@@ -53,11 +53,7 @@ def reference(rules: MaskingRules, text: bytes) -> tuple[bytes, dict[str, int]]:
     pos = 1
     while pos < len(buf):
         opener = _opener(buf, pos) if keys else None
-        out.append(
-            _mask_plain(
-                detectors, buf, pos, len(buf) if opener is None else opener[0], counts
-            )
-        )
+        out.append(_mask_plain(detectors, buf, pos, len(buf) if opener is None else opener[0], counts))
         if opener is None:
             break
         out.append(marker("private-key"))
@@ -122,23 +118,16 @@ def _after_body(buf: bytes, pos: int) -> int | None:
         if (
             not partial
             or (body is not None and body.end() == len(buf))
-            or (
-                len(partial) < END_MARKER_MAX
-                and _END_PREFIX.fullmatch(partial) is not None
-            )
+            or (len(partial) < END_MARKER_MAX and _END_PREFIX.fullmatch(partial) is not None)
         ):
             return None
         return pos
 
 
-Found = tuple[
-    int, int, int, int, int, bool
-]  # start, end, value start, value end, priority, valid
+Found = tuple[int, int, int, int, int, bool]  # start, end, value start, value end, priority, valid
 
 
-def _mask_plain(
-    detectors: list[Detector], buf: bytes, start: int, end: int, counts: dict[str, int]
-) -> bytes:
+def _mask_plain(detectors: list[Detector], buf: bytes, start: int, end: int, counts: dict[str, int]) -> bytes:
     found = _matches(detectors, buf, start, end)
     if b"\x1b" in buf[start:end]:
         context = start - 1
@@ -152,12 +141,8 @@ def _mask_plain(
             return index[p - 1] + 1 if p > 0 else to_buf(0)
 
         found = [f for f in found if buf[f[2] : f[2] + 1] != b"\x1b"]
-        for s, e, vs, ve, prio, valid in _matches(
-            detectors, view, start - context, len(view)
-        ):
-            found.append(
-                (to_buf(s), end_to_buf(e), to_buf(vs), end_to_buf(ve), prio, valid)
-            )
+        for s, e, vs, ve, prio, valid in _matches(detectors, view, start - context, len(view)):
+            found.append((to_buf(s), end_to_buf(e), to_buf(vs), end_to_buf(ve), prio, valid))
     found.sort(key=lambda f: (f[2], f[4], f[2] - f[3]))
     pieces: list[bytes] = []
     at = start
@@ -171,9 +156,7 @@ def _mask_plain(
     return b"".join(pieces)
 
 
-def _matches(
-    detectors: list[Detector], buf: bytes, start: int, end: int
-) -> list[Found]:
+def _matches(detectors: list[Detector], buf: bytes, start: int, end: int) -> list[Found]:
     found: list[Found] = []
     for priority, detector in enumerate(detectors):
         text = buf.lower() if detector.folded else buf
@@ -184,17 +167,12 @@ def _matches(
                     span = match.span(group)
                     break
             valid = detector.validator is None or detector.validator(match.group())
-            found.append(
-                (match.start(), match.end(), span[0], span[1], priority, valid)
-            )
+            found.append((match.start(), match.end(), span[0], span[1], priority, valid))
     return found
 
 
 def stream(
-    rules: MaskingRules,
-    data: bytes,
-    cuts: list[int],
-    flushes: frozenset[int] = frozenset(),
+    rules: MaskingRules, data: bytes, cuts: list[int], flushes: frozenset[int] = frozenset()
 ) -> tuple[bytes, dict[str, int]]:
     """Feeds data cut at the given offsets, flushing after the chunks ending at `flushes` and at the end."""
     masker = Masker(rules)
@@ -219,9 +197,7 @@ def chars(alphabet: bytes, low: int, high: int) -> st.SearchStrategy[bytes]:
 
 
 def joined(*parts: st.SearchStrategy[bytes] | bytes) -> st.SearchStrategy[bytes]:
-    return st.tuples(*(st.just(p) if isinstance(p, bytes) else p for p in parts)).map(
-        b"".join
-    )
+    return st.tuples(*(st.just(p) if isinstance(p, bytes) else p for p in parts)).map(b"".join)
 
 
 def one(*options: bytes) -> st.SearchStrategy[bytes]:
@@ -246,16 +222,13 @@ def grouped(number: bytes, sep: bytes, sizes: tuple[int, ...]) -> bytes:
 
 
 CARD = st.one_of(
-    joined(one(b"4", b"5", b"3", b"6", b"2", b"1"), chars(DIGITS, 11, 17)).map(
-        luhn_completed
+    joined(one(b"4", b"5", b"3", b"6", b"2", b"1"), chars(DIGITS, 11, 17)).map(luhn_completed),
+    st.tuples(joined(one(b"4", b"5"), chars(DIGITS, 14, 14)).map(luhn_completed), one(b" ", b"-")).map(
+        lambda t: grouped(t[0], t[1], (4, 4, 4))
     ),
-    st.tuples(
-        joined(one(b"4", b"5"), chars(DIGITS, 14, 14)).map(luhn_completed),
-        one(b" ", b"-"),
-    ).map(lambda t: grouped(t[0], t[1], (4, 4, 4))),
-    st.tuples(
-        joined(b"37", chars(DIGITS, 12, 12)).map(luhn_completed), one(b" ", b"-")
-    ).map(lambda t: grouped(t[0], t[1], (4, 6))),
+    st.tuples(joined(b"37", chars(DIGITS, 12, 12)).map(luhn_completed), one(b" ", b"-")).map(
+        lambda t: grouped(t[0], t[1], (4, 6))
+    ),
     chars(DIGITS, 12, 20),
 )
 KEYWORD = one(
@@ -273,56 +246,22 @@ SECRET = st.one_of(
     joined(one(b"AKIA", b"ASIA"), chars(UPPER + DIGITS, 16, 16)),
     joined(one(b"AKIA", b"ASIA"), chars(UPPER + DIGITS, 15, 17)),
     joined(
-        one(
-            b"aws_secret_access_key",
-            b"AWS_SECRET_ACCESS_KEY",
-            b"SecretAccessKey",
-            b"secret-access-key",
-        ),
+        one(b"aws_secret_access_key", b"AWS_SECRET_ACCESS_KEY", b"SecretAccessKey", b"secret-access-key"),
         one(b"=", b" = ", b": ", b'": "', b"\t:"),
         chars(ALNUM + b"/+", 39, 41),
     ),
-    joined(
-        b"eyJ",
-        chars(B64URL, 7, 30),
-        b".",
-        chars(B64URL, 2, 30),
-        b".",
-        chars(B64URL, 0, 20),
-    ),
-    joined(
-        b"eyJ",
-        chars(B64URL, 5, 30),
-        b".",
-        chars(B64URL, 1, 30),
-        one(b".", b""),
-        chars(B64URL, 0, 20),
-    ),
-    joined(
-        one(b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_", b"gh_"), chars(ALNUM, 34, 40)
-    ),
+    joined(b"eyJ", chars(B64URL, 7, 30), b".", chars(B64URL, 2, 30), b".", chars(B64URL, 0, 20)),
+    joined(b"eyJ", chars(B64URL, 5, 30), b".", chars(B64URL, 1, 30), one(b".", b""), chars(B64URL, 0, 20)),
+    joined(one(b"ghp_", b"gho_", b"ghu_", b"ghs_", b"ghr_", b"gh_"), chars(ALNUM, 34, 40)),
     joined(b"github_pat_", chars(ALNUM + b"_", 20, 30)),
     joined(b"glpat-", chars(B64URL, 18, 26)),
-    joined(
-        b"xox",
-        one(b"a", b"b", b"p", b"o", b"s", b"r", b"z"),
-        b"-",
-        chars(ALNUM + b"-", 8, 24),
-    ),
+    joined(b"xox", one(b"a", b"b", b"p", b"o", b"s", b"r", b"z"), b"-", chars(ALNUM + b"-", 8, 24)),
     CARD,
     joined(chars(DIGITS, 3, 3), b"-", chars(DIGITS, 2, 2), b"-", chars(DIGITS, 4, 4)),
     st.tuples(CASE, KEYWORD)
     .map(lambda t: t[0](t[1]))
-    .flatmap(
-        lambda key: joined(
-            key, one(b"", b'"', b"'"), one(b"=", b": ", b":=", b" = ", b":"), VALUE
-        )
-    ),
-    joined(
-        chars(UPPER, 1, 6),
-        one(b"_PWD=", b"_PASS=", b"_KEY=", b"_pwd=", b"_TOKEN="),
-        VALUE,
-    ),
+    .flatmap(lambda key: joined(key, one(b"", b'"', b"'"), one(b"=", b": ", b":=", b" = ", b":"), VALUE)),
+    joined(chars(UPPER, 1, 6), one(b"_PWD=", b"_PASS=", b"_KEY=", b"_pwd=", b"_TOKEN="), VALUE),
     joined(
         b"\n",
         one(b"db.example.com", b"*", b"localhost", b"10.0.0.1"),
@@ -332,13 +271,7 @@ SECRET = st.one_of(
         chars(ALNUM + b"\\:*", 1, 12),
         one(b"", b"  ", b"\t"),
     ),
-    joined(
-        one(b"postgres://", b"https://"),
-        chars(ALNUM, 1, 8),
-        b":",
-        chars(ALNUM + b"!%", 1, 12),
-        b"@db:5432/app",
-    ),
+    joined(one(b"postgres://", b"https://"), chars(ALNUM, 1, 8), b":", chars(ALNUM + b"!%", 1, 12), b"@db:5432/app"),
     one(
         b"-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
         b"-----BEGIN OPENSSH PRIVATE KEY-----",
@@ -361,11 +294,7 @@ ESCAPES = one(
     b"\x1b[01;31m", b"\x1b[m\x1b[K", b"\x1b[0m", b"\x1b]0;title\x07", b"\x1b]8;;file:///etc\x1b\\", b"\x1b(B", b"\x1b",
 )  # fmt: skip
 LOG = st.tuples(
-    chars(DIGITS, 1, 2),
-    chars(DIGITS, 1, 3),
-    chars(DIGITS, 2, 7),
-    chars(b"0123456789abcdef", 8, 32),
-    st.booleans(),
+    chars(DIGITS, 1, 2), chars(DIGITS, 1, 3), chars(DIGITS, 2, 7), chars(b"0123456789abcdef", 8, 32), st.booleans()
 ).map(
     lambda t: (
         (
@@ -380,17 +309,8 @@ FILLER = one(
     b" ", b"\n", b"\n", b"\r\n", b"\r", b"=", b":", b"-", b"_", b"'", b'"', b"0", b"1234", b"4111", b"\t",
     b"\xff", b"\x80\xfe", b"\xc3(", b"key", b"pass", b"IA", b"gh", b"eyJ", b"xox", b"*:", b"M",
 )  # fmt: skip
-COLOURED = st.tuples(SECRET, st.integers(0, 60), ESCAPES).map(
-    lambda t: t[0][: t[1]] + t[2] + t[0][t[1] :]
-)
-PART = st.one_of(
-    LOG,
-    SECRET,
-    COLOURED,
-    st.tuples(CASE, SECRET).map(lambda t: t[0](t[1])),
-    FILLER,
-    ESCAPES,
-)
+COLOURED = st.tuples(SECRET, st.integers(0, 60), ESCAPES).map(lambda t: t[0][: t[1]] + t[2] + t[0][t[1] :])
+PART = st.one_of(LOG, SECRET, COLOURED, st.tuples(CASE, SECRET).map(lambda t: t[0](t[1])), FILLER, ESCAPES)
 TEXT = st.lists(st.tuples(PART, one(b" ", b"\n", b"", b"\r\n", b" ")), max_size=40).map(
     lambda parts: b"".join(part + sep for part, sep in parts)
 )
@@ -399,20 +319,14 @@ TEXT = st.lists(st.tuples(PART, one(b" ", b"\n", b"", b"\r\n", b" ")), max_size=
 @settings(max_examples=500, deadline=None)
 @given(TEXT, st.data())
 def test_any_chunking_matches_the_reference(text: bytes, data: st.DataObject) -> None:
-    cuts = data.draw(
-        st.lists(st.integers(min_value=0, max_value=len(text)), max_size=20)
-    )
+    cuts = data.draw(st.lists(st.integers(min_value=0, max_value=len(text)), max_size=20))
     assert stream(RULES, text, cuts) == reference(RULES, text)
 
 
 @settings(max_examples=300, deadline=None)
 @given(TEXT, st.data())
-def test_idle_flushes_match_scanning_without_hints(
-    text: bytes, data: st.DataObject
-) -> None:
-    cuts = data.draw(
-        st.lists(st.integers(min_value=0, max_value=len(text)), max_size=20)
-    )
+def test_idle_flushes_match_scanning_without_hints(text: bytes, data: st.DataObject) -> None:
+    cuts = data.draw(st.lists(st.integers(min_value=0, max_value=len(text)), max_size=20))
     flushes = data.draw(st.frozensets(st.sampled_from([0, *cuts])))
     assert stream(RULES, text, cuts, flushes) == stream(HINTLESS, text, cuts, flushes)
 
@@ -447,9 +361,7 @@ def test_luhn_tables_agree_with_the_checksum_digit_by_digit(digits: bytes) -> No
 VIEWS = {
     "raw": lambda text: text,
     "lower": bytes.lower,
-    "digits": lambda text: text.translate(
-        bytes.maketrans(b"123456789 -", b"000000000__")
-    ),
+    "digits": lambda text: text.translate(bytes.maketrans(b"123456789 -", b"000000000__")),
 }
 HINTS = sorted(
     {(text, d.hint_view) for d in BUILTIN for text in d.hints}
@@ -457,9 +369,7 @@ HINTS = sorted(
 )
 HINT_TEXT = st.lists(
     st.one_of(
-        st.tuples(CASE, st.sampled_from([text for text, _ in HINTS])).map(
-            lambda t: t[0](t[1])
-        ),
+        st.tuples(CASE, st.sampled_from([text for text, _ in HINTS])).map(lambda t: t[0](t[1])),
         st.binary(max_size=6),
         chars(ALNUM + b" -_:*\n\r=", 1, 12),
         FILLER,
@@ -470,9 +380,7 @@ HINT_TEXT = st.lists(
 
 @settings(max_examples=500, deadline=None)
 @given(HINT_TEXT, st.data())
-def test_a_hint_is_never_found_after_its_first_occurrence(
-    buf: bytes, data: st.DataObject
-) -> None:
+def test_a_hint_is_never_found_after_its_first_occurrence(buf: bytes, data: st.DataObject) -> None:
     start = data.draw(st.integers(min_value=0, max_value=len(buf)))
     end = data.draw(st.integers(min_value=start, max_value=len(buf)))
     at = data.draw(st.integers(min_value=start, max_value=end))

@@ -20,22 +20,10 @@ RED, OFF = "\x1b[01;31m\x1b[K", "\x1b[m\x1b[K"
 @pytest.mark.parametrize(
     ("begin", "end"),
     [
-        (
-            f"-----BEGIN PGP {RED}PRIVATE{OFF} KEY BLOCK-----",
-            f"-----END PGP {RED}PRIVATE{OFF} KEY BLOCK-----",
-        ),
-        (
-            f"-----BEGIN PGP {RED}PRIVATE{OFF} KEY BLOCK-----",
-            "-----END PGP PRIVATE KEY BLOCK-----",
-        ),
-        (
-            f"-----{RED}BEGIN{OFF} RSA PRIVATE KEY-----",
-            f"-----{RED}END{OFF} RSA PRIVATE KEY-----",
-        ),
-        (
-            f"{RED}-----BEGIN EC PRIVATE KEY-----{OFF}",
-            f"{RED}-----END EC PRIVATE KEY-----{OFF}",
-        ),
+        (f"-----BEGIN PGP {RED}PRIVATE{OFF} KEY BLOCK-----", f"-----END PGP {RED}PRIVATE{OFF} KEY BLOCK-----"),
+        (f"-----BEGIN PGP {RED}PRIVATE{OFF} KEY BLOCK-----", "-----END PGP PRIVATE KEY BLOCK-----"),
+        (f"-----{RED}BEGIN{OFF} RSA PRIVATE KEY-----", f"-----{RED}END{OFF} RSA PRIVATE KEY-----"),
+        (f"{RED}-----BEGIN EC PRIVATE KEY-----{OFF}", f"{RED}-----END EC PRIVATE KEY-----{OFF}"),
     ],
 )
 def test_coloured_key_markers_open_and_close_the_block(begin: str, end: str) -> None:

@@ -76,6 +76,11 @@ class Pending:
     alongside: Callable[[], object] | None = None
 
 
+# A running bastion signs the head once this many events are unsigned, and at least this often.
+CHECKPOINT_EVERY = 100
+CHECKPOINT_INTERVAL_S = 60.0
+
+
 class AuditLog:
     """Appends events to the shared chain and signs checkpoints of it.
 
@@ -90,8 +95,8 @@ class AuditLog:
         self,
         *,
         signing_key_path: str | Path | None = None,
-        checkpoint_every: int = 100,
-        checkpoint_interval_s: float = 60.0,
+        checkpoint_every: int = CHECKPOINT_EVERY,
+        checkpoint_interval_s: float = CHECKPOINT_INTERVAL_S,
         clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         if checkpoint_every < 1:

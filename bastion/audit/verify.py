@@ -3,12 +3,23 @@
 Streams the events through the pure `ChainVerifier`, collecting each `session.close` event's recording claim
 (`recording` path relative to the recordings dir, `recording_sha256`, `recording_size`) on the way, then
 re-hashes those files. Stops at the first problem, since everything after a break is suspect anyway.
+
+Only what a checkpoint signs is proof against someone who can write the database: events after the newest
+checkpoint can be rewritten with fresh hashes, and so can everything if the checkpoints are deleted. So:
+- an unsigned tail longer or older than a running bastion leaves one (it signs every `CHECKPOINT_EVERY` events
+  and every `CHECKPOINT_INTERVAL_S`) is a failure: the bastion stopped without signing, or checkpoints were
+  removed;
+- the summary names the signed head as an anchor, `SEQ:HASH`. An auditor who keeps it and passes it back with
+  `--anchor` has the chain checked against it, which no rewrite of the database can pass.
+Sessions opened but not closed (live ones, or those of a bastion that stopped) are counted: their recordings
+are not bound yet.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +27,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from bastion.audit.chain import ChainVerifier, EventRecord, EventType, Problem
 from bastion.audit.keys import load_public_key
+from bastion.audit.log import CHECKPOINT_EVERY, CHECKPOINT_INTERVAL_S
 from bastion.store import events as store
+
+# How far an intact log's unsigned tail may reach: what a running bastion leaves, with room for several
+# processes and a busy moment.
+UNSIGNED_EVENTS_MAX = 2 * CHECKPOINT_EVERY
+UNSIGNED_AGE_MAX = timedelta(seconds=3 * CHECKPOINT_INTERVAL_S)
 
 
 @dataclass(frozen=True)
@@ -49,27 +66,48 @@ class _RecordingClaim:
 
 
 def verify_audit(
-    *, recordings_dir: str | Path | None = None, public_key: Ed25519PublicKey | str | None = None
+    *,
+    recordings_dir: str | Path | None = None,
+    public_key: Ed25519PublicKey | str | None = None,
+    anchor: tuple[int, str] | None = None,
+    now: datetime | None = None,
 ) -> VerifyResult:
     """Verify the connected database's chain and checkpoints, and the recordings given `recordings_dir`.
 
     `public_key` (an Ed25519 key, PEM text or an OpenSSH line) is the key checkpoints must be signed with;
     without it each checkpoint is checked against the key stored beside it (`checkpoint_signature_problem`).
+    `anchor` is a (seq, hash) an earlier verification reported: that event must still be there, unchanged.
     """
     trusted = load_public_key(public_key) if isinstance(public_key, str) else public_key
     # Checkpoints first: every event they cover was committed before them, so the events read next include it.
     checkpoints = store.list_checkpoints()
+    signed = max((cp.seq for cp in checkpoints), default=0)
     verifier = ChainVerifier(checkpoints, trusted)
     claims: list[_RecordingClaim] = []
+    unclosed: dict[str, int] = {}
+    heads: dict[int, str] = {}
+    first_unsigned: EventRecord | None = None
     problem: Problem | None = None
     for event in store.iter_events():
         problem = verifier.feed(event)
         if problem is not None:
             break
+        if event.seq in (signed, anchor[0] if anchor else 0):
+            heads[event.seq] = event.hash
+        if event.seq == signed + 1:
+            first_unsigned = event
+        if event.type == EventType.SESSION_OPEN and event.session_id:
+            unclosed[event.session_id] = event.seq
+        elif event.type == EventType.SESSION_CLOSE and event.session_id:
+            unclosed.pop(event.session_id, None)
         claim = _claim(event)
         if claim is not None:
             claims.append(claim)
     problem = problem or verifier.finish()
+    if problem is None and anchor is not None:
+        problem = _check_anchor(anchor, heads.get(anchor[0]), verifier.count)
+    if problem is None and first_unsigned is not None:
+        problem = _check_unsigned(first_unsigned, verifier.count - signed, now or datetime.now(UTC))
     if problem is None and recordings_dir is not None:
         problem = _check_recordings(Path(recordings_dir), claims)
 
@@ -81,7 +119,43 @@ def verify_audit(
     summary = f"audit intact: {verifier.count} events, {len(checkpoints)} checkpoints"
     if recordings_dir is not None:
         summary += f", {checked} recordings"
+    if signed:
+        summary += f"; signed through anchor {signed}:{heads[signed]}"
+    if verifier.count > signed:
+        summary += f"; {verifier.count - signed} newer events not signed yet"
+    if unclosed:
+        summary += f"; {len(unclosed)} sessions not closed (live, or their bastion stopped): recordings not bound"
     return VerifyResult(True, None, None, summary, verifier.count, len(checkpoints), checked)
+
+
+def parse_anchor(text: str) -> tuple[int, str]:
+    """`SEQ:HASH` as printed by a verification; ValueError when it is not one."""
+    seq, sep, digest = text.partition(":")
+    if not (sep and seq.isdigit() and int(seq) > 0 and len(digest) == 64 and
+            all(c in "0123456789abcdef" for c in digest.lower())):
+        raise ValueError(f"an anchor is SEQ:HASH (a SHA-256 in hex), as verify prints it, not {text!r}")
+    return int(seq), digest.lower()
+
+
+def _check_anchor(anchor: tuple[int, str], found: str | None, count: int) -> Problem | None:
+    seq, digest = anchor
+    if seq > count:
+        return Problem(count + 1, f"log ends at seq {count} but the anchor is at seq {seq}: events deleted")
+    if found != digest:
+        return Problem(seq, f"event {seq} is not the one anchored: the log was rewritten up to there")
+    return None
+
+
+def _check_unsigned(first: EventRecord, count: int, now: datetime) -> Problem | None:
+    """An unsigned tail a running bastion would not have left, or None."""
+    age = now - datetime.fromisoformat(first.time)
+    if count <= UNSIGNED_EVENTS_MAX and age <= UNSIGNED_AGE_MAX:
+        return None
+    return Problem(
+        first.seq,
+        f"{count} events after the last checkpoint are not signed, the oldest from {first.time}: "
+        "a bastion stopped without signing them, or checkpoints were removed",
+    )
 
 
 def _claim(event: EventRecord) -> _RecordingClaim | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bastion.audit.keys import audit_public_key_text, load_public_key
 from bastion.audit.log import export_events
-from bastion.audit.verify import verify_audit
+from bastion.audit.verify import parse_anchor, verify_audit
 from bastion.cli.common import open_config
 from bastion.errors import BastionError
 
@@ -28,6 +28,8 @@ def register(verbs: argparse._SubParsersAction, common: argparse.ArgumentParser)
     verify.add_argument("--recordings", action="store_true", help="also re-hash every finished recording")
     verify.add_argument("--public-key", type=Path, metavar="FILE",
                         help="trusted audit public key (PEM or OpenSSH line); default: the configured audit_key's")
+    verify.add_argument("--anchor", metavar="SEQ:HASH",
+                        help="an anchor an earlier verify printed (kept off this host): that event must be unchanged")
     verify.set_defaults(run=run_verify)
     export = group.add_parser("export", parents=[common], help="print events for a SIEM")
     export.add_argument("--since", metavar="TIME", help="ISO-8601 time; naive times are UTC")
@@ -47,7 +49,11 @@ def run_verify(args: argparse.Namespace) -> int:
     else:
         text = audit_public_key_text(config.path(config.audit_key))
     recordings = config.path(config.recordings_dir) if args.recordings else None
-    result = verify_audit(recordings_dir=recordings, public_key=load_public_key(text))
+    try:
+        anchor = parse_anchor(args.anchor) if args.anchor is not None else None
+    except ValueError as exc:
+        raise BastionError(str(exc)) from None
+    result = verify_audit(recordings_dir=recordings, public_key=load_public_key(text), anchor=anchor)
     if not result.ok:
         raise AuditBroken(str(result))
     print(result)
