@@ -239,8 +239,14 @@ VALUE = st.one_of(
     chars(ALNUM + b"/+=_-.", 1, 24),
     joined(b'"', chars(ALNUM + b" ;,&'", 1, 12), b'"'),
     joined(b"'", chars(ALNUM + b' ;,&"', 1, 12), b"'"),
-    one(b"/etc/secret", b"$VAR", b"~/x", b"<redacted>", b"*"),
+    one(b"/etc/secret", b"$VAR", b"~/x", b"<redacted>", b"*", b"'$literal'", b'"$VAR"', b'""', b"''"),
+    joined(one(b'"', b"'", b'""'), chars(ALNUM + b" \\", 1, 12)),
+    joined(b'"', chars(ALNUM + b" ", 0, 6), b'\\"', chars(ALNUM + b' \\"', 0, 8), b'"'),
+    chars(ALNUM + b" ;,&:\t", 1, 20),
+    joined(chars(ALNUM, 1, 6), b" ", chars(ALNUM + b" ", 1, 12), b";", chars(ALNUM + b"=;", 0, 8)),
+    one(b"IQoJb3JpZ2luX2VjEJr" + b"AbCdEf0123456789+/" * 45, b'"' + b"FwoGZXIvYXdz/+Q" * 60 + b'"'),
 )
+SEPARATOR = one(b"=", b": ", b":=", b" = ", b":", b" => ", b"=>", b":  ", b" := ", b"\t:\t", b"= ")
 CASE = st.sampled_from([bytes, bytes.upper, bytes.lower, bytes.swapcase])
 SECRET = st.one_of(
     joined(one(b"AKIA", b"ASIA"), chars(UPPER + DIGITS, 16, 16)),
@@ -260,18 +266,26 @@ SECRET = st.one_of(
     joined(chars(DIGITS, 3, 3), b"-", chars(DIGITS, 2, 2), b"-", chars(DIGITS, 4, 4)),
     st.tuples(CASE, KEYWORD)
     .map(lambda t: t[0](t[1]))
-    .flatmap(lambda key: joined(key, one(b"", b'"', b"'"), one(b"=", b": ", b":=", b" = ", b":"), VALUE)),
-    joined(chars(UPPER, 1, 6), one(b"_PWD=", b"_PASS=", b"_KEY=", b"_pwd=", b"_TOKEN="), VALUE),
+    .flatmap(lambda key: joined(key, one(b"", b'"', b"'"), SEPARATOR, VALUE)),
+    joined(one(b"Server=db;User Id=sa;", b"", b"x;"), one(b"Password", b"pwd", b"Token"), b"=", VALUE, b";"),
+    joined(chars(UPPER, 1, 6), one(b"_PWD", b"_PASS", b"_KEY", b"_pwd", b"_TOKEN"), SEPARATOR, VALUE),
     joined(
         b"\n",
+        one(b"", b"/root/.pgpass:", b".pgpass:3:", b"     1\t", b"7:", b"a/b:", b"x:"),
         one(b"db.example.com", b"*", b"localhost", b"10.0.0.1"),
         b":",
         one(b"5432", b"65432", b"*", b"22", b"123456"),
-        one(b":app:alice:", b":*:*:", b":12:34:"),
-        chars(ALNUM + b"\\:*", 1, 12),
+        one(b":app:alice:", b":*:*:", b":12:34:", b":app:1001:"),
+        chars(ALNUM + b"\\:* ", 1, 12),
         one(b"", b"  ", b"\t"),
     ),
-    joined(one(b"postgres://", b"https://"), chars(ALNUM, 1, 8), b":", chars(ALNUM + b"!%", 1, 12), b"@db:5432/app"),
+    joined(
+        one(b"postgres://", b"https://", b"redis://", b"//"),
+        chars(ALNUM, 0, 8),
+        one(b":", b""),
+        chars(ALNUM + b"!%:/@", 0, 12),
+        one(b"@db:5432/app", b"@", b"/x@y"),
+    ),
     one(
         b"-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
         b"-----BEGIN OPENSSH PRIVATE KEY-----",

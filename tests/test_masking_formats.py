@@ -1,16 +1,175 @@
 """Realistic variants of the formats the built-in detectors cover: each line masked exactly, streamed or not."""
 
+from pathlib import Path
+
 import pytest
 
-from bastion.masking import Masker, MaskingPolicy, mask_bytes
+from bastion.masking import Masker, MaskingPolicy, load_masking, mask_bytes
+from bastion.masking.detectors import MAX_SECRET
 
 DEFAULT = MaskingPolicy().for_session(["agent"], "web-1", {})
+SHIPPED = load_masking(Path(__file__).resolve().parent.parent / "policies" / "masking.yaml").for_session(
+    ["agent"], "web-1", {}
+)
+
+PW = "Xk9mQ2vL7pR4"
+# Shaped like an AWS STS session token (they run to about 830 characters and more); not a real one.
+STS = "IQoJb3JpZ2luX2VjEJr" + "AbCdEf0123456789+/" * 45
+PA = "[MASKED:password-assignment]"
+ENV = "[MASKED:env-secret]"
+PG = "[MASKED:pgpass]"
+
+
+def masked(text: str) -> str:
+    out = mask_bytes(DEFAULT, (text + "\n").encode()).decode()[:-1]
+    assert mask_bytes(SHIPPED, (text + "\n").encode()).decode()[:-1] == out
+    return out
 
 
 def streamed(data: bytes, size: int) -> bytes:
     masker = Masker(DEFAULT)
     out = b"".join(masker.feed(data[i : i + size]) for i in range(0, len(data), size))
     return out + masker.flush()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Hash literals: PHP, Ruby, Perl; Go and Pascal `:=`.
+        (f"  'password' => '{PW}',", f"  'password' => '{PA}',"),
+        (f'  :password => "{PW}",', f'  :password => "{PA}",'),
+        (f"  password => '{PW}',", f"  password => '{PA}',"),
+        (f"  'db_password'=>'{PW}',", f"  'db_password'=>'{PA}',"),
+        (f'secret := "{PW}"', f'secret := "{PA}"'),
+        # Values longer than 512 bytes, quoted or not.
+        (f'        "SessionToken": "{STS}",', f'        "SessionToken": "{PA}",'),
+        (f"aws_session_token = {STS}", f"aws_session_token = {PA}"),
+        (f"export AWS_SESSION_TOKEN={STS}", f"export AWS_SESSION_TOKEN={PA}"),
+        (f"password = '{'a b' * 400}'", f"password = '{PA}'"),
+        # YAML, ini and properties: after `: ` or ` = ` the value runs to the end of the line.
+        ("password: correct horse battery staple", f"password: {PA}"),
+        ("  db_password:   correct horse battery staple   ", f"  db_password:   {PA}   "),
+        ("secret = two words # and a comment", f"secret = {PA}"),
+        ("api_key:\tk-123 k-456", f"api_key:\t{PA}"),
+        # JSON: backslash escapes inside the quotes; unquoted literals end at `,`.
+        ('{"password": "ab\\"' + PW + '"}', '{"password": "' + PA + '"}'),
+        ('{"token": "a\\\\b", "user": "bob"}', '{"token": "' + PA + '", "user": "bob"}'),
+        ('{"token_ttl":3600,"user":"bob"}', '{"token_ttl":' + PA + ',"user":"bob"}'),
+        # Connection strings: a value up to the `;`, spaces included.
+        (f"Server=db;User Id=sa;Password=my {PW};", f"Server=db;User Id=sa;Password={PA};"),
+        (f"Password=my {PW};Server=db", f"Password={PA};Server=db"),
+        # Unterminated quotes run to the end of the line; an empty pair masks nothing.
+        (f"password='{PW}", f"password='{PA}"),
+        (f'token = "{PW} more', f'token = "{PA}'),
+        (f'secret=""{PW}', f'secret="{PA}'),
+        ('password="" user=bob', 'password="" user=bob'),
+        ("password = ''", "password = ''"),
+        # YAML doubles a quote inside single quotes.
+        (f"password: 'it''s {PW}'", f"password: '{PA}'"),
+    ],
+)
+def test_password_assignment_variants(text: str, expected: str) -> None:
+    assert masked(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # kubectl describe pod, docker-compose `environment:`, spaced assignments.
+        (f"      DB_PASS:  {PW}", f"      DB_PASS:  {ENV}"),
+        (f"      REDIS_PASS: {PW}", f"      REDIS_PASS: {ENV}"),
+        ("  STRIPE_KEY: sk_live_4eC39HqLyjWDarjtT1zdp7dc", f"  STRIPE_KEY: {ENV}"),
+        (f"SMTP_PASS = {PW}", f"SMTP_PASS = {ENV}"),
+        (f"SMTP_PASS = my {PW}", f"SMTP_PASS = {ENV}"),
+        (f"  - MYSQL_ROOT_PWD={PW}", f"  - MYSQL_ROOT_PWD={ENV}"),
+        # A `$` in single quotes is literal, so the value is the password itself.
+        (f"export DB_PASS='${PW}'", f"export DB_PASS='{ENV}'"),
+    ],
+)
+def test_env_secret_variants(text: str, expected: str) -> None:
+    assert masked(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "export DB_PASS=$OTHER_PASS",
+        'export DB_PASS="$OTHER_PASS"',
+        "      DB_PASS:      <set to the key 'password' in secret 'db-secret'>  Optional: false",
+        "  SORT_KEY: name asc",
+        "PRIMARY_KEY: user_id",
+    ],
+)
+def test_env_secret_references_and_placeholders_stay(text: str) -> None:
+    assert masked(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"db.example.com:5432:app:alice:my {PW}", f"db.example.com:5432:app:alice:{PG}"),
+        (f"db.example.com:5432:app:alice:my {PW}  ", f"db.example.com:5432:app:alice:{PG}  "),
+        (f"/root/.pgpass:db.example.com:5432:app:alice:{PW}", f"/root/.pgpass:db.example.com:5432:app:alice:{PG}"),
+        (f"/root/.pgpass:3:db:5432:app:alice:{PW}", f"/root/.pgpass:3:db:5432:app:alice:{PG}"),
+        (f".pgpass:db:5432:app:alice:{PW}", f".pgpass:db:5432:app:alice:{PG}"),
+        (f"     1\tdb.example.com:5432:app:alice:{PW}", f"     1\tdb.example.com:5432:app:alice:{PG}"),
+        (f"db.example.com:5432:app:1001:{PW}", f"db.example.com:5432:app:1001:{PG}"),
+        (f"10.0.0.1:5432:12:34:{PW}", f"10.0.0.1:5432:12:34:{PG}"),
+    ],
+)
+def test_pgpass_variants(text: str, expected: str) -> None:
+    assert masked(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-05-17T10:22:31.512Z INFO [worker-7] GET /api/v1/items/48213 from 10.1.2.3"
+        " status=200 bytes=5123 took=0.012s",
+        "May 14 10:00:01 web-1 sshd[1234]: Accepted publickey for alice from 10.0.0.7 port 52144 ssh2",
+        "key_count: 12",
+        "keys: 3, tokens_used: 1200",
+        "max_tokens: 4096",
+        "Token expired: yes",
+        "[sudo] password for alice: ",
+        "Enter passphrase for key '/root/.ssh/id_ed25519': ",
+        "password:",
+        "PasswordAuthentication no",
+        "ERROR:5432:main:foo: something failed",
+        "file.c:1234:5: error: expected ';'",
+        "root:x:0:0:root:/root:/bin/bash",
+        "daemon:*:19000:0:99999:7:::",
+        "https://example.com:8443/path@x",
+        "ssh://git@github.com:22/org/repo.git",
+        "mailto alice@example.com at 10:22:31",
+        "https://grafana.example.com/d/abc?from=now-1h&to=now",
+    ],
+)
+def test_ordinary_lines_stay(text: str) -> None:
+    assert masked(text) == text
+
+
+def test_every_format_streams_as_it_masks_whole() -> None:
+    lines = [
+        f"  'password' => '{PW}',",
+        f'        "SessionToken": "{STS}",',
+        "password: correct horse battery staple",
+        f"Server=db;User Id=sa;Password=my {PW};",
+        f"/root/.pgpass:db.example.com:5432:app:alice:my {PW}",
+        f"      DB_PASS:  {PW}",
+    ]
+    data = ("\n".join(lines) + "\n").encode()
+    expected = mask_bytes(DEFAULT, data)
+    assert PW.encode() not in expected and STS[20:].encode() not in expected
+    for size in (1, 7, 64, 1000):
+        assert streamed(data, size) == expected, size
+
+
+def test_longest_value_is_masked_whole_and_streamed() -> None:
+    value = "A1b2" * ((MAX_SECRET - 512) // 4)
+    data = f"aws_session_token = {value}\n".encode()
+    assert mask_bytes(DEFAULT, data) == f"aws_session_token = {PA}\n".encode()
+    assert streamed(data, 333) == mask_bytes(DEFAULT, data)
 
 
 PGP_BODY = "lQOYBGZ2mLQBCADGq7vZ0uQm8eXh0mJXpQ1yq3f0dN0m4Yk0tW9m8l0o3QF1qf8v\nSECRETKEYMATERIAL\n=AbCd\n"

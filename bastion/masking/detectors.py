@@ -75,15 +75,25 @@ def card_ok(raw: bytes) -> bool:
 
 
 _RANDOM_KEY = re.compile(rb"(?=[^0-9]*[0-9])(?=[^A-Za-z]*[A-Za-z])[A-Za-z0-9+/=_\-.]{16,512}")
+_ENV_LABEL = re.compile(rb"([A-Za-z0-9_]*)[ \t]*(?::=|=>|[:=])[ \t]*")
 
 
 def env_secret_ok(raw: bytes) -> bool:
     """`*_PWD`/`*_PASS` hold a password whatever it looks like, unless it is a path or a variable reference;
     `*_KEY` names ids and sort keys too, so its value must look random (16+ characters, letters and digits).
+
+    A `$` in single quotes is literal (`export DB_PASS='$ecret'`), so only an unquoted or double-quoted
+    `$` makes a reference. A value starting `<` is a placeholder (kubectl's `<set to the key ...>`).
     """
-    name, _, value = raw.partition(b"=")
+    label = _ENV_LABEL.match(raw)
+    if label is None:
+        return False
+    name, value = label.group(1), raw[label.end() :]
+    literal = value[:1] == b"'"
     value = value.strip(b"\"'")
-    if value[:1] in (b"/", b"$", b"~", b"<", b"*"):
+    if value[:1] == b"$" and not literal:
+        return False
+    if value[:1] in (b"/", b"~", b"<", b"*"):
         return False
     if not name.endswith(b"KEY"):
         return True
@@ -134,8 +144,50 @@ _PASSWORD_KEYS = (
     rb"password|passwd|passphrase|secret|token(?!s)|api[_-]?key|apikey|access[_-]?key|private[_-]?key"
     rb"|client[_-]?secret|credentials?"
 )
-_VALUE = rb"(?:\"(?P<dq>[^\"\r\n]{1,512})\"|'(?P<sq>[^'\r\n]{1,512})'|(?P<bare>[^\s\"',;&]{1,512}))"
 _PASSWORD_HINTS = (b"pass", b"secret", b"token", b"key", b"credential")
+
+# Labelled values. Every part of a match is bounded so that a label and its value stay within MAX_SECRET
+# (a label and its separators take at most _LABEL_MAX bytes); a quoted value with escapes counts double.
+_LABEL_MAX = 256
+_VALUE_MAX = MAX_SECRET - _LABEL_MAX
+_QUOTED_MAX = _VALUE_MAX // 2
+_GAP = rb"[ \t]{0,64}"
+# A separator with white space before or after it (`key: value`, `key = value`, `key => value`) is the
+# ini/YAML/properties style, where the unquoted value runs to the end of the line; a bare one
+# (`key=value`, `--password=value`) is the command line and key=value log style, where it ends at the
+# first space. A quote after the label (`"key": value`, `'key' => value`) marks JSON or a hash literal,
+# whose unquoted values are literals ending at `,` or `}`.
+_SEPARATOR = (
+    rb"(?:(?P<spaced>[ \t]{1,64}(?::=|=>|[:=])" + _GAP + rb"|(?::=|=>|[:=])[ \t]{1,64})"
+    rb"|[\"']?" + _GAP + rb"(?::=|=>|[:=])" + _GAP + rb")"
+)
+# The value, in order of preference:
+# - quoted: `"..."` with backslash escapes (JSON `\"`), `'...'` with `''` (YAML);
+# - an empty pair of quotes ending the value masks nothing; `""Xk9m` is an unterminated quote;
+# - an unterminated quote: from the quote to the end of the line (trailing blanks trimmed);
+# - after a spaced separator: the rest of the line, trimmed (`password: correct horse battery staple`);
+# - after a bare `=`, followed on the line by `;`: up to the `;`, spaces included (ADO.NET/JDBC
+#   connection strings: `Server=db;Password=my pw;`), so `--password=pw -u root; ls` hides `-u root` too;
+# - otherwise up to white space or one of `"',;&`.
+# Prose rarely puts a keyword straight before `:` or `=`; when it does (`token: refreshed for bob`), the
+# rest of that line is hidden: more is masked, never less.
+_VALUE = (
+    rb"(?:\"(?P<dq>(?:[^\"\\\r\n]|\\[^\r\n]){1,%(q)d})\""
+    rb"|'(?P<sq>(?:[^'\r\n]|''){1,%(q)d})'"
+    rb"|(?:\"\"|'')(?P<empty>)(?![^\s,;&)\]}])"
+    rb"|[\"'](?P<open>[^\r\n]{0,%(v1)d}[^\s])"
+    rb"|(?(spaced)(?P<line>[^\s\"'](?:[^\r\n]{0,%(v2)d}[^\s])?)"
+    rb"|(?:(?P<cs>[^\s\"';][^;\"'\r\n]{0,%(v1)d})(?=;)|(?P<bare>[^\s\"',;&]{1,%(v)d}))))"
+) % {b"q": _QUOTED_MAX, b"v": _VALUE_MAX, b"v1": _VALUE_MAX - 1, b"v2": _VALUE_MAX - 2}
+_VALUE_GROUPS = ("dq", "sq", "empty", "open", "line", "cs", "bare")
+
+# pgpass lines, also as `grep -H`/`grep -n` (a path ending in pgpass or holding a /, a line number) or
+# `cat -n` print them. The password runs to the end of the line (spaces allowed; `\:` and `\\` escaped).
+_PGPASS_PREFIX = rb"(?:[ \t]{0,8}[0-9]{1,9}\t|[^\s:]{0,255}(?:/[^\s:/]{1,64}|pgpass):(?:[0-9]{1,9}:)?|[0-9]{1,9}:)?"
+_PGPASS_PREFIX_MAX = 255 + 1 + 64 + 1 + 10
+_PGPASS_HOST_MAX = 253
+_PGPASS_UNIT = rb"(?:\\[\\:]|[^\\:\s])"
+_PGPASS_VALUE = rb"(?P<value>" + _PGPASS_UNIT + rb"(?:(?:\\[\\:]|[^\\:\r\n]){0,2048}" + _PGPASS_UNIT + rb")?)"
 
 BUILTIN: tuple[Detector, ...] = (
     Detector("private-key", PRIVATE_KEY_BEGIN),
@@ -201,8 +253,8 @@ BUILTIN: tuple[Detector, ...] = (
     ),
     Detector(
         "password-assignment",
-        re.compile(rb"(?:" + _PASSWORD_KEYS + rb")[a-z0-9_\-]{0,32}[\"']?[ \t]*(?::=|[:=])[ \t]*" + _VALUE),
-        value_groups=("dq", "sq", "bare"),
+        re.compile(rb"(?:" + _PASSWORD_KEYS + rb")[a-z0-9_\-]{0,32}" + _SEPARATOR + _VALUE),
+        value_groups=_VALUE_GROUPS,
         hints=_PASSWORD_HINTS,
         hint_view="lower",
         hint_back=len(b"private_"),
@@ -210,22 +262,22 @@ BUILTIN: tuple[Detector, ...] = (
     ),
     Detector(
         "env-secret",
-        re.compile(rb"(?<![A-Za-z0-9_])[A-Z][A-Z0-9_]{0,62}_(?:PWD|PASS|KEY)=" + _VALUE),
+        re.compile(rb"(?<![A-Za-z0-9_])[A-Z][A-Z0-9_]{0,62}_(?:PWD|PASS|KEY)" + _SEPARATOR + _VALUE),
         validator=env_secret_ok,
-        value_groups=("dq", "sq", "bare"),
-        hints=(b"_PWD=", b"_PASS=", b"_KEY="),
+        value_groups=_VALUE_GROUPS,
+        hints=(b"_PWD", b"_PASS", b"_KEY"),
         hint_back=63,
     ),
     Detector(
         "pgpass",
         re.compile(
-            rb"(?<![^\r\n])[A-Za-z0-9._\-*\[\]]{1,253}:(?:[0-9]{4,5}|\*)"
-            rb"(?::(?=[^:\r\n]*[A-Za-z*])[^:\s]{1,63}){2}:(?P<value>(?:\\[\\:]|[^\\:\s]){1,512})[ \t]*(?![^\r\n])"
+            rb"(?<![^\r\n])" + _PGPASS_PREFIX + rb"[A-Za-z0-9._\-*\[\]]{1,253}:(?:[0-9]{4,5}|\*)"
+            rb"(?::[^:\s]{1,63}){2}:" + _PGPASS_VALUE + rb"[ \t]{0,64}(?![^\r\n])"
         ),
         value_groups=("value",),
         hints=(b":0000", b":*:"),
         hint_view="digits",
-        hint_back=253,
+        hint_back=_PGPASS_PREFIX_MAX + _PGPASS_HOST_MAX,
     ),
 )
 
