@@ -18,6 +18,7 @@ STS = "IQoJb3JpZ2luX2VjEJr" + "AbCdEf0123456789+/" * 45
 PA = "[MASKED:password-assignment]"
 ENV = "[MASKED:env-secret]"
 PG = "[MASKED:pgpass]"
+URL = "[MASKED:url-password]"
 
 
 def masked(text: str) -> str:
@@ -122,6 +123,23 @@ def test_pgpass_variants(text: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"REDIS_URL=redis://:{PW}@cache:6379/0", f"REDIS_URL=redis://:{URL}@cache:6379/0"),
+        (f"postgres://app:{PW}@db:5432/app", f"postgres://app:{URL}@db:5432/app"),
+        (f"postgres://app:ab:{PW}@db:5432/app", f"postgres://app:{URL}@db:5432/app"),
+        (f"amqp://guest:{PW}@rabbit/", f"amqp://guest:{URL}@rabbit/"),
+        (
+            f"git clone https://oauth2:{PW}@gitlab.example.com/x.git",
+            f"git clone https://oauth2:{URL}@gitlab.example.com/x.git",
+        ),
+    ],
+)
+def test_url_password_is_built_in(text: str, expected: str) -> None:
+    assert masked(text) == expected
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "2024-05-17T10:22:31.512Z INFO [worker-7] GET /api/v1/items/48213 from 10.1.2.3"
@@ -157,6 +175,7 @@ def test_every_format_streams_as_it_masks_whole() -> None:
         f"Server=db;User Id=sa;Password=my {PW};",
         f"/root/.pgpass:db.example.com:5432:app:alice:my {PW}",
         f"      DB_PASS:  {PW}",
+        f"REDIS_URL=redis://:{PW}@cache:6379/0",
     ]
     data = ("\n".join(lines) + "\n").encode()
     expected = mask_bytes(DEFAULT, data)

@@ -29,6 +29,14 @@ def test_missing_file_means_everything_is_masked(tmp_path: Path) -> None:
     assert [d.name for d in rules.detectors] == list(BUILTIN_NAMES)
 
 
+def test_missing_file_hides_no_less_than_the_shipped_one(tmp_path: Path) -> None:
+    missing = load_masking(tmp_path / "absent.yaml").for_session(["agent"], "web-1", {})
+    shipped = load_masking(SHIPPED).for_session(["agent"], "web-1", {})
+    text = b"DATABASE_URL=postgres://app:s3cr3t@db:5432/app\nREDIS_URL=redis://:pw@cache:6379/0\n"
+    assert mask_bytes(missing, text) == mask_bytes(shipped, text)
+    assert b"s3cr3t" not in mask_bytes(missing, text)
+
+
 def test_custom_regex_masks_only_its_value_group(tmp_path: Path) -> None:
     policy = load_masking(
         write(

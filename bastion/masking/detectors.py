@@ -279,6 +279,14 @@ BUILTIN: tuple[Detector, ...] = (
         hint_view="digits",
         hint_back=_PGPASS_PREFIX_MAX + _PGPASS_HOST_MAX,
     ),
+    Detector(
+        "url-password",
+        re.compile(rb"://[^\s:/@]{0,128}:(?P<value>[^\s/@]{1,1024})@"),
+        value_groups=("value",),
+        # "://" is in most output and its bytes in nearly all; "@" ends every match and is rare.
+        hints=(b"@",),
+        hint_back=len(b"://") + 128 + 1 + 1024,
+    ),
 )
 
 BUILTIN_NAMES: tuple[str, ...] = tuple(d.name for d in BUILTIN)
