@@ -130,3 +130,21 @@ def test_non_utf8_output_reaches_the_agent_unchanged(bastion: Bastion) -> None:
     assert result.stdout == b"caf\xc3\xa9 \xff\xfe end\n"
     text = asciinema_cat(bastion.casts()[-1])
     assert "café \ufffd\ufffd end" in text
+
+
+def test_a_target_lost_mid_command_gives_the_agent_255_and_a_bastion_line(own_bastion: Bastion,
+                                                                             tmp_path: Path) -> None:
+    target = Sshd(tmp_path / "dying").start()
+    own_bastion.add_target("dies-1", target)
+    own_bastion.serve()
+    agent = own_bastion.agent("agent-dies", ["tester"])
+    command = subprocess.Popen([*own_bastion.ssh_args(agent, "dies-1"), "echo started; sleep 60"],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert command.stdout is not None and command.stdout.readline() == b"started\n"
+    assert target.proc is not None
+    subprocess.run(["pkill", "-KILL", "-P", str(target.proc.pid)], check=False)
+    target.proc.kill()
+    out, err = command.communicate(timeout=60)
+    assert (command.returncode, out) == (255, b"")
+    assert err == b"bastion: the target ended the session without an exit status (connection lost?)\n"
+    assert "the target ended the session" in asciinema_cat(own_bastion.casts()[-1])

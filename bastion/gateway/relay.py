@@ -186,7 +186,7 @@ class Relay:
             status = self._exit_status
             self.finish(lambda: self.agent.exit(status))
         else:
-            self.finish(self.agent.close)
+            self.fail("the target ended the session without an exit status (connection lost?)", EXIT_FAILURE)
 
     # both
 
