@@ -25,7 +25,7 @@ from rich.text import Text
 
 from bastion.approvals import Approval, ApprovalError
 from bastion.errors import BastionError, NotFound
-from bastion.gateway.messages import EXIT_DENIED
+from bastion.gateway.messages import EXIT_DENIED, shown
 from bastion.store import sessions as session_store
 from bastion.store import targets as target_store
 from bastion.textfmt import aligned
@@ -112,12 +112,12 @@ async def run(conn: AgentConnection, channel: AgentChannelSession, chan: asyncss
             raise Usage("admin takes a command: ssh admin@bastion help")
         output, raw = await _dispatch(conn, channel, text)
     except Denied as exc:
-        output, raw, status = f"bastion: denied: {exc}\n", None, EXIT_DENIED
+        output, raw, status = f"bastion: denied: {shown(exc)}\n", None, EXIT_DENIED
     except Usage as exc:
-        output, raw, status = f"bastion: {exc}\n", None, EXIT_USAGE
+        output, raw, status = f"bastion: {shown(exc)}\n", None, EXIT_USAGE
     except (ApprovalError, NotFound, BastionError) as exc:
         status = EXIT_DENIED if isinstance(exc, ApprovalError) else 1
-        output, raw = f"bastion: {exc}\n", None
+        output, raw = f"bastion: {shown(exc)}\n", None
     except Exception:
         log.exception("admin command failed for %s: %s", identity.subject, text)
         output, raw, status = "bastion: internal error; see the bastion's log\n", None, 255
@@ -194,12 +194,12 @@ async def _decide(conn: AgentConnection, args: argparse.Namespace) -> str:
     if args.verb == "deny":
         await gateway.db(gateway.approvals.deny, args.id, approver=identity.subject, reason=args.reason,
                          may_approve=may)
-        return f"denied {args.id}: '{_shown(request.command)}' on {request.target}\n"
+        return f"denied {args.id}: '{shown(request.command)}' on {request.target}\n"
     done = await gateway.db(gateway.approvals.approve, args.id, approver=identity.subject, comment=args.comment,
                             may_approve=may)
     if len(done.approvers) < done.required:
         return f"approved {args.id} ({len(done.approvers)}/{done.required}): waiting for more approvers\n"
-    return f"approved {args.id}: '{_shown(request.command)}' on {request.target} may run once\n"
+    return f"approved {args.id}: '{shown(request.command)}' on {request.target} may run once\n"
 
 
 async def _sessions(conn: AgentConnection, view: _View, args: argparse.Namespace) -> str:
@@ -238,15 +238,6 @@ def _session_fields(s: session_store.SessionInfo) -> dict[str, Any]:
             "exit_signal": s.exit_signal, "recording": s.recording, "recording_sha256": s.recording_sha256}
 
 
-def _shown(value: object) -> str:
-    """Text as an approver may safely read it: control characters (ESC, CR, …) escaped, so an agent's command
-    cannot rewrite the approver's terminal to look like another command."""
-    text = str(value)
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
-
-
 def _age(delta: Any) -> str:
     seconds = max(0, int(delta.total_seconds()))
     if seconds < 120:
@@ -269,22 +260,22 @@ class _View:
         if self.width:
             table = Table(*headers)
             for row in rows:
-                table.add_row(*(Text(_shown(c)) for c in row))  # Text: an agent's command is never markup
+                table.add_row(*(Text(shown(c)) for c in row))  # Text: an agent's command is never markup
             return _rich(table, self.width)
-        return aligned(headers, [[_shown(c) for c in row] for row in rows])
+        return aligned(headers, [[shown(c) for c in row] for row in rows])
 
     def fields(self, record: dict[str, Any]) -> str:
         if self.json:
             return json.dumps(record, indent=2, default=str) + "\n"
-        shown = {k: _shown("; ".join(v) if isinstance(v, list) else v)
-                 for k, v in record.items() if v not in (None, [])}
+        safe = {k: shown("; ".join(v) if isinstance(v, list) else v)
+                for k, v in record.items() if v not in (None, [])}
         if self.width:
             table = Table("FIELD", "VALUE", show_header=False)
-            for key, value in shown.items():
+            for key, value in safe.items():
                 table.add_row(key, Text(value))
             return _rich(table, self.width)
-        width = max(len(k) for k in shown)
-        return "".join(f"{k.ljust(width)}  {v}\n" for k, v in shown.items())
+        width = max(len(k) for k in safe)
+        return "".join(f"{k.ljust(width)}  {v}\n" for k, v in safe.items())
 
 
 def _rich(renderable: Table, width: int) -> str:

@@ -8,5 +8,17 @@ EXIT_FAILURE = 255
 
 
 def line(message: str, *, pty: bool) -> bytes:
-    """One `bastion:` line; a pty needs CRLF to start the next line at column 0."""
-    return f"bastion: {message}{chr(13) + chr(10) if pty else chr(10)}".encode()
+    """One `bastion:` line; a pty needs CRLF to start the next line at column 0.
+
+    The message often quotes the agent's command or an approver's reason: escaped, neither can add a line
+    of its own (a fake `bastion:` answer) or drive the reader's terminal.
+    """
+    return f"bastion: {shown(message)}{chr(13) + chr(10) if pty else chr(10)}".encode()
+
+
+def shown(value: object) -> str:
+    """Text as a person may safely read it: control characters (newline, ESC, CR, ...) escaped."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
