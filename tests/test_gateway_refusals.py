@@ -115,6 +115,24 @@ def test_agent_forwarding_is_refused(bastion: Bastion, tmp_path: Path) -> None:
         ssh_agent.terminate()
     assert result.returncode == 0
     assert result.stdout == b"no-agent\n"
+    assert _refusals(bastion, "agent-fwd") == ["agent forwarding"]
+    assert "refused agent forwarding for agent-fwd on web-1" in bastion.log()
+
+
+def test_x11_forwarding_is_refused_and_audited(bastion: Bastion) -> None:
+    agent = bastion.agent("agent-x11", ["tester"])
+    result = subprocess.run([*bastion.ssh_args(agent, "web-1", "-X"), "echo ${DISPLAY:-no-display}"],
+                            capture_output=True, timeout=60, env={**os.environ, "DISPLAY": ":0"}, input=b"")
+    assert result.returncode == 0
+    assert result.stdout == b"no-display\n"
+    assert _refusals(bastion, "agent-x11") == ["X11 forwarding"]
+
+
+def _refusals(bastion: Bastion, subject: str) -> list[str]:
+    with sqlite3.connect(bastion.dir / "bastion.db") as db:
+        rows = db.execute("SELECT json_extract(details, '$.request') FROM audit_event "
+                          "WHERE type = 'request.refused' AND subject = ? ORDER BY seq", (subject,)).fetchall()
+    return [row[0] for row in rows]
 
 
 def test_sftp_subsystem_is_refused(bastion: Bastion, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The asyncssh private API bastion relies on, in one place (asyncssh 2.24.0): eow, and quick ACKs.
+"""The asyncssh private API bastion relies on, in one place (asyncssh 2.24.0): eow, quick ACKs, and the X11
+and agent forwarding requests asyncssh refuses by itself.
 
 asyncssh does not implement OpenSSH's `eow@openssh.com` ("end of write"): when the agent's stdout closes
 (`ssh bastion cmd | head`), OpenSSH sends it and keeps the channel open, waiting for the command to end.
@@ -26,7 +27,7 @@ from typing import Any
 
 import asyncssh
 from asyncssh.channel import SSHClientChannel, SSHServerChannel
-from asyncssh.connection import SSHConnection
+from asyncssh.connection import SSHConnection, SSHServerConnection
 from asyncssh.packet import SSHPacket
 
 if asyncssh.__version__ != "2.24.0":
@@ -72,3 +73,34 @@ def _data_received_quick_ack(self: SSHConnection, data: bytes, datatype: Any = N
 
 if _QUICKACK is not None:
     SSHConnection.data_received = _data_received_quick_ack  # type: ignore[method-assign]
+
+
+# X11 and agent forwarding are off (`x11_forwarding=False`, `agent_forwarding=False`), so asyncssh refuses the
+# channel requests itself and the bastion would not see them. Every refusal is told to the connection's server
+# object (`forwarding_refused`), which logs and audits it like a refused port forward.
+_attach_x11_listener = SSHServerConnection.attach_x11_listener
+_create_agent_listener = SSHServerConnection.create_agent_listener
+
+
+async def _attach_x11_listener_told(self: SSHServerConnection, *args: Any) -> str | None:
+    display = await _attach_x11_listener(self, *args)
+    if display is None:
+        _tell_refused(self, "X11 forwarding")
+    return display
+
+
+async def _create_agent_listener_told(self: SSHServerConnection) -> bool:
+    created = await _create_agent_listener(self)
+    if not created:
+        _tell_refused(self, "agent forwarding")
+    return created
+
+
+def _tell_refused(conn: SSHServerConnection, what: str) -> None:
+    refused = getattr(conn.get_owner(), "forwarding_refused", None)
+    if refused is not None:
+        refused(what)
+
+
+SSHServerConnection.attach_x11_listener = _attach_x11_listener_told  # type: ignore[method-assign]
+SSHServerConnection.create_agent_listener = _create_agent_listener_told  # type: ignore[method-assign]

@@ -139,6 +139,18 @@ class AgentConnection(asyncssh.SSHServer):
         self._refused("remote unix socket forwarding")
         return False
 
+    def tun_requested(self, unit: int | None) -> bool:
+        self._refused("layer 3 tunnel (ssh -w)")
+        return False
+
+    def tap_requested(self, unit: int | None) -> bool:
+        self._refused("layer 2 tunnel (ssh -w)")
+        return False
+
+    def forwarding_refused(self, what: str) -> None:
+        """X11 or agent forwarding, which asyncssh refuses before the bastion sees the request (compat.py)."""
+        self._refused(what)
+
     def _refused(self, what: str) -> None:
         subject = self.identity.subject if self.identity else "?"
         log.warning("refused %s for %s on %s from %s", what, subject, self.login, self.peer)
