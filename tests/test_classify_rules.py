@@ -152,6 +152,21 @@ OPTION_EXAMPLES: list[tuple[str, str]] = [
     ("lsof -nP -i :22", "lsof -Db"),
     ("rpm -q -l bash", "rpm -q --initdb"),
     ("xargs -P 4 -n 1 wc -l", "xargs --process-slot-var=BASH_ENV bash -c ls"),
+    # GNU sed ends a label, a branch target and v's version at whitespace or ';': what follows is a command
+    ("sed -n ':a;N;$!ba;s/\\n/ /g;p' f", "sed ':a w /tmp/x'"),
+    ("sed -n 'b end; p; :end' f", "sed -n '/x/b end w /tmp/x'"),
+    ("sed 'v 4.2' f", "sed 'v 4.2 w /tmp/x'"),
+]
+
+# commands that write or run code in a way an earlier version of the rules missed
+NOT_READ: list[str] = [
+    "sed -n ':a e touch /tmp/x' f",
+    "sed '/y/T a e id' f",
+    "sed ':a\tw /tmp/x'",
+    "sed 'b end;e id'",
+    "sed -n '/x/t\tx\ne id'",
+    "sed ':x}w /tmp/x'",
+    "sed -n 'ba w /tmp/x' f",
 ]
 
 
@@ -182,3 +197,8 @@ def test_write_list_program_is_write_with_reason(program: str) -> None:
 def test_option_examples(read: str, write: str) -> None:
     assert classify(read, RULES).is_read, classify(read, RULES).reasons
     assert not classify(write, RULES).is_read, classify(write, RULES).reasons
+
+
+@pytest.mark.parametrize("command", NOT_READ)
+def test_not_read(command: str) -> None:
+    assert not classify(command, RULES).is_read

@@ -85,8 +85,7 @@ def sed_problem(script: str) -> tuple[str, str] | None:
         elif cmd in _SED_TO_EOL:
             i = _to_eol(script, i)
         elif cmd in _SED_LABEL:
-            while i < n and script[i] not in ";\n":
-                i += 1
+            i = _sed_label_end(script, i)
         elif cmd in "sy":
             result = _sed_substitute(script, i, cmd)
             if isinstance(result, tuple):
@@ -95,6 +94,20 @@ def sed_problem(script: str) -> tuple[str, str] | None:
         else:
             return ("unknown", f"unknown command {cmd!r}")
     return None
+
+
+def _sed_label_end(script: str, i: int) -> int:
+    """End of the label (or ``v`` version) that starts at i: GNU sed ends it at whitespace or ';'.
+
+    '}' ends it here too, although sed may read it as part of the label: stopping early only makes
+    more of the script be checked as commands.
+    """
+    n = len(script)
+    while i < n and script[i] in " \t":
+        i += 1
+    while i < n and script[i] not in " \t\n\r\v\f;}":
+        i += 1
+    return i
 
 
 def _to_eol(script: str, i: int) -> int:
