@@ -116,3 +116,11 @@ def test_config_errors_are_one_line_naming_the_key(tmp_path: Path, text: str, na
     message = str(err.value)
     assert names in message
     assert "\n" not in message
+
+
+def test_a_custom_rule_named_like_a_built_in_detector_says_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "masking.yaml"
+    path.write_text("custom:\n  - name: url-password\n    pattern: '://[^\\s:/@]{1,128}:(?P<value>[^\\s:/@]{1,256})@'\n")
+    with pytest.raises(ConfigError, match=r"custom\[0\]\.name: 'url-password' is a built-in detector; remove or "
+                                          r"rename this rule"):
+        load_masking(path)

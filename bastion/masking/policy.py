@@ -107,6 +107,8 @@ class MaskingPolicy(_Strict):
     def _names_known(self) -> MaskingPolicy:
         known = set(BUILTIN_NAMES)
         for i, rule in enumerate(self.custom):
+            if rule.name in BUILTIN_NAMES:
+                raise ValueError(f"custom[{i}].name: {rule.name!r} is a built-in detector; remove or rename this rule")
             if rule.name in known:
                 raise ValueError(f"custom[{i}].name: {rule.name!r} is already a detector")
             known.add(rule.name)
