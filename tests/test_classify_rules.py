@@ -156,6 +156,22 @@ OPTION_EXAMPLES: list[tuple[str, str]] = [
     ("sed -n ':a;N;$!ba;s/\\n/ /g;p' f", "sed ':a w /tmp/x'"),
     ("sed -n 'b end; p; :end' f", "sed -n '/x/b end w /tmp/x'"),
     ("sed 'v 4.2' f", "sed 'v 4.2 w /tmp/x'"),
+    # gzip's -S/--suffix and -b take a value, which may look like -c, -l or -t
+    ("gzip -l file", "gzip -Sc file"),
+    ("gzip -S .z -c f", "gzip --suffix -c file"),
+    ("gzip --suffix=.z -dc f.z", "gzip -S -c file"),
+    ("gzip -9c f", "gzip -Sl f"),
+    ("gzip -t a.gz", "gzip -St f"),
+    ("gzip -lv a.gz", "gzip -bc f"),
+    ("zcat -S .z f.z", "gzip --presume-input-tty -c f"),
+    # unzip: -P takes a value, -T and the extraction modifiers change files, options end at the archive
+    # name, and a '-' inside the options undoes the next one
+    ("unzip -l a.zip", "unzip -Pl a.zip"),
+    ("unzip -P secret -p a.zip", "unzip -P -l a.zip"),
+    ("unzip -lq a.zip", "unzip -l -T a.zip"),
+    ("unzip -tq a.zip", "unzip -lT a.zip"),
+    ("unzip -l a.zip -x foo", "unzip a.zip -l"),
+    ("unzip -Z -1 a.zip", "unzip -l-l a.zip"),
 ]
 
 # commands that write or run code in a way an earlier version of the rules missed
@@ -167,6 +183,14 @@ NOT_READ: list[str] = [
     "sed -n '/x/t\tx\ne id'",
     "sed ':x}w /tmp/x'",
     "sed -n 'ba w /tmp/x' f",
+    "gzip -S l f",
+    "gzip -S.c -d f",
+    "unzip -l --l a.zip",
+    "unzip -l -- -l a.zip",
+    "unzip -l -o a.zip",
+    "unzip -lf a.zip",
+    "unzip -lu a.zip",
+    "unzip -l -B a.zip",
 ]
 
 

@@ -2,7 +2,9 @@
 
 GNU programs permute, so every argument that looks like an option before ``--`` is treated as one;
 that over-approximates non-permuting programs, which is the safe direction. Long options may be
-abbreviated to any unambiguous prefix, as getopt_long accepts.
+abbreviated to any unambiguous prefix, as getopt_long accepts. Style ``plain`` takes every word whole
+(``-ps`` is one option); style ``short`` has bundled one-letter options only, so ``--`` and ``--x``
+are not allowed options.
 """
 
 from __future__ import annotations

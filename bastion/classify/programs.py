@@ -62,6 +62,10 @@ def check_program(w: Walker, rule: ProgramRule, args: list[Word]) -> None:
         _HANDLERS[rule.handler](w, rule, args)
     elif rule.subcommands or rule.write_subcommands:
         _subcommand(w, rule, args)
+    elif rule.options_first:
+        parsed = parse_options(w, rule, args, stop_at_operand=True)
+        parsed.operands = parsed.rest
+        check_operands(w, rule, parsed)
     else:
         check_operands(w, rule, parse_options(w, rule, args))
 

@@ -45,7 +45,7 @@ class ProgramRule(_Strict):
     """How one read program (or one of its subcommands) may be called and still only read."""
 
     name: str = ""
-    style: Literal["gnu", "plain"] = "gnu"
+    style: Literal["gnu", "plain", "short"] = "gnu"
     any_flags: bool = False
     flags: list[str] = Field(default_factory=list)
     write: dict[str, str] = Field(default_factory=dict)
@@ -63,6 +63,7 @@ class ProgramRule(_Strict):
     kv_allow: list[str] = Field(default_factory=list)
     subcommands: dict[str, ProgramRule] = Field(default_factory=dict)
     options_anywhere: bool = False
+    options_first: bool = False
     write_subcommands: dict[str, str] = Field(default_factory=dict)
     bare: bool = True
 
