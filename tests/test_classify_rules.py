@@ -172,6 +172,10 @@ OPTION_EXAMPLES: list[tuple[str, str]] = [
     ("unzip -tq a.zip", "unzip -lT a.zip"),
     ("unzip -l a.zip -x foo", "unzip a.zip -l"),
     ("unzip -Z -1 a.zip", "unzip -l-l a.zip"),
+    # env options that clear or remove variables undo the gateway's git and pager settings
+    ("env LANG=C git log", "env -i git ls-files"),
+    ("env -0", "env -u GIT_CONFIG_COUNT -u GIT_CONFIG_PARAMETERS git ls-files"),
+    ("env TZ=UTC date", "env -u PAGER -u SYSTEMD_PAGER journalctl"),
 ]
 
 # commands that write or run code in a way an earlier version of the rules missed
@@ -191,6 +195,18 @@ NOT_READ: list[str] = [
     "unzip -lf a.zip",
     "unzip -lu a.zip",
     "unzip -l -B a.zip",
+    "env -i journalctl",
+    "env -i systemctl status",
+    "env --ignore-environment git log",
+    "env --ign git log",
+    "env --unset=PAGER journalctl",
+    "env --unset PAGER journalctl",
+    "env --uns=PAGER journalctl",
+    "env -0i git log",
+    "env - git log",
+    "env GIT_DIR=/x git log",
+    "env PAGER=less journalctl",
+    "env LESSOPEN='|id' journalctl",
 ]
 
 

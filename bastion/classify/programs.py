@@ -123,6 +123,9 @@ def _wrapper(w: Walker, rule: ProgramRule, args: list[Word]) -> None:
     if rule.name == "command" and ("-v" in parsed.seen or "-V" in parsed.seen):
         return
     if rule.name == "env":
+        if rest and rest[0].text == "-":
+            w.f.add_write(f"'env -' clears the environment, undoing the gateway's settings {cite(w, rule)}")
+            rest = rest[1:]
         while rest and rest[0].text is not None and _ASSIGNMENT.match(rest[0].text):
             var, _, value = (rest[0].text or "").partition("=")
             if not w.ctx.rules.assignment_allowed(var):
