@@ -88,6 +88,20 @@ def test_write_is_held_until_approved_then_runs(gate: Bastion, tmp_path: Path) -
     assert approval_state(gate, request) == "used"
 
 
+def test_an_agent_revoked_while_held_does_not_run_and_leaves_the_approval_unused(gate: Bastion,
+                                                                                 tmp_path: Path) -> None:
+    reader = gate.agent("reader-revoked", ["reader"], serial=424242)
+    approver = gate.agent("approver-revoking", ["approver"])
+    marker = tmp_path / "revoked"
+    proc, request = held(gate, reader, "web-1", f"touch {marker}")
+    gate.cli("revoke", "--serial", "424242")
+    assert admin(gate, approver, f"approve {request}").returncode == 0
+    _, err = proc.communicate(timeout=60)
+    assert (proc.returncode, err) == (255, b"bastion: credentials revoked\n")
+    assert not marker.exists()
+    assert approval_state(gate, request) == "approved"
+
+
 def test_denied_request_ends_with_77_and_the_reason(gate: Bastion, tmp_path: Path) -> None:
     reader, approver = gate.agent("reader-deny", ["reader"]), gate.agent("approver-2", ["approver"])
     marker = tmp_path / "denied"

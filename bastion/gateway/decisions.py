@@ -82,14 +82,17 @@ async def decide(conn: AgentConnection, target: Target, ask: Asked) -> Decision:
 
 async def hold(conn: AgentConnection, chan: asyncssh.SSHServerChannel[bytes], target: Target, ask: Asked,
                decision: Decision) -> str:
-    """Returns the id of the approval that was used once the request may run; raises Ended otherwise."""
+    """Returns the id of the approval once it is approved, for `use`; raises Ended otherwise.
+
+    The approval is not used here: the identity is checked again first (a hold can be long), so an agent
+    revoked meanwhile leaves the approval unused rather than spent on a command that never ran.
+    """
     gateway, identity = conn.gateway, conn.identity
     assert identity is not None
     env = dict(chan.get_environment())
     given = env.get("BASTION_APPROVAL")
     if given:
         await _still_pending(conn, given, target, ask)
-        await _use(conn, given, target, ask, decision.kind)
         return given
     reasons = list(ask.verdict.reasons) if ask.verdict is not None else [decision.reason]
     approval = await gateway.db(
@@ -108,7 +111,6 @@ async def hold(conn: AgentConnection, chan: asyncssh.SSHServerChannel[bytes], ta
             await asyncio.shield(gateway.db(gateway.approvals.withdraw, approval.id, requester=identity.subject))
         raise
     if state is State.APPROVED:
-        await _use(conn, approval.id, target, ask, decision.kind)
         return approval.id
     if state is State.DENIED:
         final = await gateway.db(gateway.approvals.get, approval.id)
@@ -154,7 +156,8 @@ async def _still_pending(conn: AgentConnection, approval_id: str, target: Target
                         "pending", EXIT_PENDING)
 
 
-async def _use(conn: AgentConnection, approval_id: str, target: Target, ask: Asked, kind: str) -> None:
+async def use(conn: AgentConnection, approval_id: str, target: Target, ask: Asked, kind: str) -> None:
+    """Spends the approval on this request (once, bound to requester, target, text and kind); Ended if it can't."""
     identity = conn.identity
     assert identity is not None
     try:

@@ -106,12 +106,14 @@ async def _start(conn: AgentConnection, channel: AgentChannelSession, chan: asyn
         ask = decisions.asked(channel, conn)
         decision = await decisions.decide(conn, target, ask)
         if decision.action == "approve":
-            await decisions.hold(conn, chan, target, ask, decision)
+            approval = await decisions.hold(conn, chan, target, ask, decision)
+            # A hold can be long: revocation or expiry may have come meanwhile. Checked before the approval is
+            # spent, so a refused identity leaves it unused.
+            if not await _identity_still_valid(conn, chan):
+                return
+            await decisions.use(conn, approval, target, ask, decision.kind)
     except decisions.Ended as end:
         refuse(chan, str(end), end.status)
-        return
-    # A hold can be long: revocation or expiry may have come meanwhile.
-    if decision.action == "approve" and not await _identity_still_valid(conn, chan):
         return
     env = _passed_env(conn, target, dict(chan.get_environment()))
     # Every exec request goes upstream as exec of the decided text (a command, or the scp sink or source); only a
