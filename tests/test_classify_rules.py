@@ -176,6 +176,13 @@ OPTION_EXAMPLES: list[tuple[str, str]] = [
     ("env LANG=C git log", "env -i git ls-files"),
     ("env -0", "env -u GIT_CONFIG_COUNT -u GIT_CONFIG_PARAMETERS git ls-files"),
     ("env TZ=UTC date", "env -u PAGER -u SYSTEMD_PAGER journalctl"),
+    # find and fd: no shell behind a wrapper, and a word containing {} is only known at run time
+    ("find . -exec nice cat {} \\;", "find . -exec env sh -c 'cat {}' \\;"),
+    ("find . -exec timeout 5 cat {} \\;", "find . -exec timeout 5 bash -c 'cat {}' \\;"),
+    ("find . -exec grep -H x {} \\;", "find . -name ';e*' -exec sed -n ':./;t{}' /etc/hostname \\;"),
+    ("find . -type f -exec wc -l {} +", "find . -exec awk 'BEGIN{x=\"{}\"}' \\;"),
+    ("fd -x cat", "fd -x env sh -c 'cat {}'"),
+    ("fd -X wc -l", "fd -x sed -n"),
 ]
 
 # commands that write or run code in a way an earlier version of the rules missed
@@ -207,6 +214,25 @@ NOT_READ: list[str] = [
     "env GIT_DIR=/x git log",
     "env PAGER=less journalctl",
     "env LESSOPEN='|id' journalctl",
+    "find . -exec nice bash -c 'cat {}' \\;",
+    "find . -exec command sh -c 'cat {}' \\;",
+    "find . -exec watch -n1 'cat {}' \\;",
+    "find . -exec env sh -c 'cat \"$1\"' sh {} \\;",
+    "find . -exec stdbuf -oL sh -c 'cat \"$1\"' sh {} \\;",
+    "find . -exec time sh -c 'cat \"$1\"' sh {} \\;",
+    "find . -exec xargs sh -c 'cat \"$1\"' sh \\;",
+    "find . -exec sed -n {}p /etc/hostname \\;",
+    "find . -exec sed -n -e 1p{} /etc/hostname \\;",
+    "find . -execdir env bash -c 'cat {}' \\;",
+    "find . -ok timeout 5 sh -c 'cat {}' \\;",
+    "find . -exec ./{} \\;",
+    "fd -x awk",
+    "fd -X sed -n",
+    "fd -x find",
+    "fd --exec env sh -c 'cat \"$1\"' sh",
+    "fd -x sed -n {/}p /etc/hostname",
+    "fd -x sed -n 1p{//} /etc/hostname",
+    "fd -x nice sh -c 'cat {}'",
 ]
 
 

@@ -9,6 +9,7 @@ Wrappers (env, timeout, nice, xargs, …) are judged by the command they run; sh
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 from bastion.classify import special
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
 
 _NAME = re.compile(r"[A-Za-z0-9_.+:\[\]/-]+")
 _ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=")
+# Set while checking a command that find or fd runs with file names substituted into it: no shell may
+# run there, directly or through a wrapper, since a file name could land inside its script.
+_SUBSTITUTING: ContextVar[str | None] = ContextVar("substituting", default=None)
 
 
 def program_name(w: Walker, word: Word) -> str | None:
@@ -55,6 +59,23 @@ def check_argv(w: Walker, argv: list[Word]) -> None:
         w.unknown(f"'{name}' is not on the read list")
         return
     check_program(w, rule, argv[1:])
+
+
+def check_substituted_argv(w: Walker, argv: list[Word], runner: str) -> None:
+    """Check a command that ``runner`` (find, fd) runs with file names in it; shells are refused, even wrapped."""
+    token = _SUBSTITUTING.set(runner)
+    try:
+        check_argv(w, argv)
+    finally:
+        _SUBSTITUTING.reset(token)
+
+
+def _refuse_shell(w: Walker, rule: ProgramRule) -> bool:
+    runner = _SUBSTITUTING.get()
+    if runner is None:
+        return False
+    w.unknown(f"'{runner}' would run a shell ('{rule.name}') on file names it substitutes")
+    return True
 
 
 def check_program(w: Walker, rule: ProgramRule, args: list[Word]) -> None:
@@ -149,6 +170,8 @@ def _wrapper(w: Walker, rule: ProgramRule, args: list[Word]) -> None:
 
 def _script_of_words(w: Walker, rule: ProgramRule, words: list[Word]) -> None:
     """watch joins its arguments with spaces and runs them with sh -c."""
+    if _refuse_shell(w, rule):
+        return
     if any(not word.static for word in words):
         w.unknown(f"'{rule.name}' runs a script known only at run time")
         return
@@ -159,6 +182,8 @@ def _script_of_words(w: Walker, rule: ProgramRule, words: list[Word]) -> None:
 
 def _shell(w: Walker, rule: ProgramRule, args: list[Word]) -> None:
     """bash -c SCRIPT / sh -c / zsh -c: classify the script itself; anything else reads a script we cannot see."""
+    if _refuse_shell(w, rule):
+        return
     parsed = parse_options(w, rule, args, stop_at_operand=True)  # later words are $0, $1, …
     if "-c" not in parsed.seen:
         w.unknown(f"'{rule.name}' without -c runs a script from its input or a file")

@@ -1,11 +1,14 @@
 """Programs whose arguments form a language of their own: find, fd, tar (here) and sed, awk (scripts.py).
 
 find and fd run commands (-exec, --exec); those commands are judged like any other, except that a
-shell is refused there: the file name substituted for ``{}`` could land inside its script.
+shell is refused there, directly or behind a wrapper (env, nice, timeout, watch, …): the file name
+substituted for ``{}`` could land inside its script. Both substitute ``{}`` anywhere inside a word, so
+every word containing it is only known at run time (``sed -n 't{}'`` runs a script the name completes).
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from bastion.classify.options import cite, parse_options
@@ -22,21 +25,43 @@ _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "csh", "tcsh", "fish", 
 _FIND_EXEC = frozenset({"-exec", "-execdir", "-ok", "-okdir"})
 _FD_EXEC = ("--exec", "--exec-batch")
 _FIND_OPERATORS = frozenset({"!", "(", ")", ",", "-a", "-o", "-not", "-and", "-or"})
+_FIND_PLACEHOLDER = re.compile(r"\{\}")
+# fd's {}, {/}, {//}, {.} and {/.}, and anything else of that shape in case a version adds one
+_FD_PLACEHOLDER = re.compile(r"\{[/.]*\}")
 
 
-def _exec(w: Walker, rule: ProgramRule, command: list[Word], placeholder: Word) -> None:
-    from bastion.classify.programs import check_argv, program_name
+def _substituted(word: Word, pattern: re.Pattern[str], placeholder: Word) -> Word:
+    """``word`` with the file name put in for a placeholder anywhere inside it."""
+    if word.text is None:
+        return word
+    m = pattern.search(word.text)
+    if m is None:
+        return word
+    if m.start() == 0:
+        return Word(None, placeholder.prefix, placeholder.splits, placeholder.may_flag)
+    prefix = word.text[: m.start()]
+    return Word(None, prefix, placeholder.splits, prefix.startswith("-"))
+
+
+def _exec(
+    w: Walker, rule: ProgramRule, command: list[Word], placeholder: Word, pattern: re.Pattern[str], *, implied: bool
+) -> None:
+    """Check the command find or fd runs; ``implied``: the file names go at the end when no word has a placeholder."""
+    from bastion.classify.programs import check_substituted_argv, program_name
 
     if not command:
         w.unknown(f"'{rule.name}' runs an empty command")
         return
-    name = program_name(w, command[0])
+    argv = [_substituted(word, pattern, placeholder) for word in command]
+    if implied and all(new is old for new, old in zip(argv, command, strict=True)):
+        argv.append(placeholder)
+    name = program_name(w, argv[0])
     if name is None:
         return
     if name in _SHELLS:
         w.unknown(f"'{rule.name}' runs the shell '{name}' on file names it substitutes")
         return
-    check_argv(w, [placeholder if word.text == "{}" else word for word in command])
+    check_substituted_argv(w, argv, rule.name)
 
 
 def find(w: Walker, rule: ProgramRule, args: list[Word]) -> None:
@@ -78,7 +103,9 @@ def _find_primary(w: Walker, rule: ProgramRule, args: list[Word], i: int, placeh
         while end < len(args) and args[end].text not in (";", "+"):
             end += 1
         if reason is None:
-            _exec(w, rule, args[i + 1 : end], placeholder)
+            if end < len(args) and args[end].text == "+":
+                placeholder = Word(None, placeholder.prefix, True, placeholder.may_flag)
+            _exec(w, rule, args[i + 1 : end], placeholder, _FIND_PLACEHOLDER, implied=False)
         return end + 1
     kind = rule.options.get(text)
     if kind is None:
@@ -104,7 +131,7 @@ def fd(w: Walker, rule: ProgramRule, args: list[Word]) -> None:
         end = next((j for j in range(i + 1, len(args)) if args[j].text == ";"), len(args))
         parse_options(w, rule, args[:i])
         attached = [Word(start, start)] if start else []
-        _exec(w, rule, [*attached, *args[i + 1 : end]], Word(None, "", False, True))
+        _exec(w, rule, [*attached, *args[i + 1 : end]], Word(None, "", True, True), _FD_PLACEHOLDER, implied=True)
         if end + 1 < len(args):
             fd(w, rule, args[end + 1 :])
         return
