@@ -35,6 +35,9 @@ _ARITH_NODES = frozenset({"number", "binary_expression", "unary_expression", "pa
 # ${x:OFFSET:LENGTH} evaluates both as arithmetic (a variable's value can hold an array subscript that runs
 # commands), so only integer literals may follow the substring operator
 _LITERAL = re.compile(r"-?[0-9]+")
+# Text tree-sitter leaves unparsed (the pattern of ${x#…}, a backquoted operand of ${x:-…}) is expanded by bash
+# all the same: a substitution, arithmetic or nested ${…} in it is unseen code
+_UNPARSED_CODE = re.compile(r"`|\$[({\[]|[<>]\(")
 WORD_NODES = frozenset({"word", "number", "raw_string", "string", "ansi_c_string", "concatenation",
                         "simple_expansion", "expansion", "command_substitution", "process_substitution",
                         "arithmetic_expansion", "regex", "extglob_pattern"})  # fmt: skip
@@ -100,6 +103,8 @@ class WordDecoder:
 
     def plain_word(self, node: Node, quoted: bool, out: list[Piece | object]) -> None:
         raw = _t(node)
+        if ("`" in raw or "$" in raw or "(" in raw) and _UNPARSED_CODE.search(_unescaped(raw)):
+            self.unknown(f"{raw[:40]!r} holds a substitution or expansion that bash runs")
         if quoted:
             out.append(Piece(double_quoted(raw)))
             return
@@ -160,8 +165,11 @@ class WordDecoder:
                 return
             if kind == ":":
                 substring = True
-            elif kind in ("variable_name", "special_variable_name", "regex", "number"):
+            elif kind in ("variable_name", "special_variable_name", "number"):
                 continue
+            elif kind in ("regex", "word", "extglob_pattern") and _UNPARSED_CODE.search(_t(child)):
+                self.unknown(f"{_t(child)[:40]!r} in {_t(node)[:40]!r} is expanded by bash and can run code")
+                return
             if kind == "subscript":
                 index = [c for c in child.children if c.is_named and c.type != "variable_name"]
                 if not all(c.type == "number" or _t(c) in ("@", "*") for c in index):
@@ -192,3 +200,8 @@ class WordDecoder:
             return
         for child in node.children:
             self.arith(child)
+
+
+def _unescaped(raw: str) -> str:
+    """The text without backslash-escaped characters, which cannot start an expansion."""
+    return re.sub(r"\\.", "", raw, flags=re.S) if "\\" in raw else raw
