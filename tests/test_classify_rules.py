@@ -183,6 +183,11 @@ OPTION_EXAMPLES: list[tuple[str, str]] = [
     ("find . -type f -exec wc -l {} +", "find . -exec awk 'BEGIN{x=\"{}\"}' \\;"),
     ("fd -x cat", "fd -x env sh -c 'cat {}'"),
     ("fd -X wc -l", "fd -x sed -n"),
+    # tar's old-style bundle gives each value letter the next word; host:file contacts another host
+    ("tar tvf archive.tar", "tar tfv host:a.tar"),
+    ("tar tzf a.tgz", "tar tfz host:a.tgz"),
+    ("tar tf ./x:y.tar", "tar tf a.tar -f host:b.tar"),
+    ("tar --force-local -tf x:y.tar", "tar -t -f a.tar --file=host:b.tar"),
 ]
 
 # commands that write or run code in a way an earlier version of the rules missed
@@ -233,6 +238,9 @@ NOT_READ: list[str] = [
     "fd -x sed -n {/}p /etc/hostname",
     "fd -x sed -n 1p{//} /etc/hostname",
     "fd -x nice sh -c 'cat {}'",
+    "tar tvfz x:y.tgz",
+    "tar t-f x:y.tgz",
+    "tar * -t",
 ]
 
 

@@ -155,12 +155,44 @@ def _fd_exec(rule: ProgramRule, text: str | None) -> str | None:
 
 def tar(w: Walker, rule: ProgramRule, args: list[Word]) -> None:
     """Only listing an archive reads; a remote archive name (host:file) runs rsh/ssh."""
-    if args and args[0].text is not None and not args[0].text.startswith("-"):
-        args = [Word("-" + args[0].text, "-" + args[0].text), *args[1:]]  # old-style bundled options
+    if args and args[0].text is None:
+        w.unknown("the first argument of 'tar' is only known at run time and may be a bundle of options")
+        return
+    if args and not (args[0].text or "").startswith("-"):
+        args = _old_style(w, rule, args)
+        if args is None:
+            return
     parsed = parse_options(w, rule, args)
     if not any(flag in parsed.seen for flag in rule.requires):
         w.f.add_write(f"'tar' without -t {rule.requires_reason} {cite(w, rule)}")
-    archive = parsed.seen.get("-f") or parsed.seen.get("--file")
-    remote = archive is not None and (archive.text is None or ":" in archive.text)
-    if remote and not (archive.text or "").startswith("/"):  # type: ignore[union-attr]
-        w.unknown("'tar -f' with a name that may be host:file contacts another host")
+    if "--force-local" in parsed.seen:
+        return
+    for archive in parsed.values("-f", "--file"):
+        if archive is not None and _maybe_remote(archive.text):
+            w.unknown("'tar -f' with a name that may be host:file contacts another host")
+            return
+
+
+def _old_style(w: Walker, rule: ProgramRule, args: list[Word]) -> list[Word] | None:
+    """``tar tfv a.tar`` as ``tar -t -f a.tar -v``: each letter that takes a value takes the next word in turn."""
+    bundle = args[0].text or ""
+    out: list[Word] = []
+    rest = 1
+    for letter in bundle:
+        if not letter.isalnum():
+            w.unknown(f"'tar {bundle}': {letter!r} is not an option letter")
+            return None
+        option = "-" + letter
+        out.append(Word(option, option))
+        if rule.options.get(option) == "value" and rest < len(args):
+            out.append(args[rest])
+            rest += 1
+    return [*out, *args[rest:]]
+
+
+def _maybe_remote(name: str | None) -> bool:
+    """GNU tar reads ``host:file`` (a colon with no '/' before it) as a file on another host."""
+    if name is None:
+        return True
+    colon = name.find(":")
+    return colon >= 0 and "/" not in name[:colon]
