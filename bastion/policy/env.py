@@ -6,6 +6,11 @@ file before the command, ``BASH_FUNC_ls%%`` redefines ``ls``, ``LD_PRELOAD`` inj
 ``HOME`` pick other configuration), so no policy can grant them. Patterns are a name or a prefix ending in
 ``*`` (``APP_*``); a pattern that could match a protected name is a configuration error, which is why the
 prefix form is the only wildcard: its overlap with the protected list can be decided exactly.
+The list also holds variables that make common read-only programs load code or run other programs: glibc's
+``GCONV_PATH``, ``LOCPATH`` and ``GLIBC_TUNABLES``, language runtimes' start-up options (``PYTHON*``, ``PERL*``,
+``NODE_*``...), editors and pagers a program may start (``EDITOR``, ``MANPAGER``, ``SHELL``), OpenSSL engines, and
+configuration files that can run programs or write files (``KUBECONFIG`` exec plugins, ``AWS_CONFIG_FILE``
+credential processes, ``CURL_HOME``, ``WGETRC``, ``SSH_*``).
 Any other variable a policy grants is trusted by the administrator not to change what read-only programs do.
 """
 
@@ -18,6 +23,11 @@ BASE_ENV = ("TERM", "LANG", "LC_*")
 PROTECTED = (
     "PATH", "IFS", "ENV", "BASH_ENV", "BASHOPTS", "SHELLOPTS", "PS4", "PROMPT_COMMAND", "CDPATH", "GLOBIGNORE",
     "HOME", "XDG_*", "BASH_FUNC_*", "LD_*", "GIT_*", "PAGER", "SYSTEMD_*", "LESS*", "BASTION_*",
+    "GCONV_PATH", "LOCPATH", "NLSPATH", "GLIBC_TUNABLES", "MALLOC_*", "TERMINFO*", "TERMCAP", "TZDIR",
+    "PYTHON*", "PERL*", "RUBY*", "NODE_*", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS",
+    "EDITOR", "VISUAL", "MANPAGER", "MANOPT", "MANPATH", "BROWSER", "SHELL", "OPENSSL_*",
+    "KUBECONFIG", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "DOCKER_CONFIG", "GNUPGHOME",
+    "CURL_HOME", "CURL_CA_BUNDLE", "WGETRC", "SSH_*", "TMPDIR",
 )
 _PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\*?")
 
