@@ -28,6 +28,8 @@ _ARITH_COMPARE = frozenset({"-eq", "-ne", "-lt", "-le", "-gt", "-ge"})
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 # for-loop variables become shell variables: only plain lowercase names, which bash never consults
 _LOOP_VAR = re.compile(r"[a-z][a-z0-9_]*")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SAFE_VALUE = re.compile(r"[^\[$`\\]*")
 
 
 @dataclass
@@ -123,8 +125,12 @@ class Walker(WordDecoder):
                 self.statement(child)
 
     def assignment(self, node: Node) -> None:
-        name = _t(node.child_by_field_name("name") or node.children[0])
-        if not self.ctx.rules.assignment_allowed(name):
+        name_node = node.child_by_field_name("name") or node.children[0]
+        name = _t(name_node)
+        if name_node.type != "variable_name" or not _NAME.fullmatch(name):
+            # bash evaluates a subscript (a[$(cmd)]=x) as arithmetic, which can run commands
+            self.unknown(f"assigning {name[:40]!r} is not a plain variable assignment")
+        elif not self.ctx.rules.assignment_allowed(name):
             self.unknown(f"assigning {name!r} can change what later commands do")
         values: list[Word] = []
         for child in node.children[1:]:
@@ -132,8 +138,12 @@ class Walker(WordDecoder):
                 values.extend(self.fields(child))
             elif child.type not in ("=",):
                 self.unknown(f"unsupported assignment {_t(node)[:40]!r}")
-        if is_locale_variable(name) and not (len(values) == 1 and safe_locale(values[0].text or "")):
-            self.unknown(f"'{_t(node)[:40]}' {LOCALE_RULE}")
+        if is_locale_variable(name):
+            if not (len(values) == 1 and safe_locale(values[0].text or "")):
+                self.unknown(f"'{_t(node)[:40]}' {LOCALE_RULE}")
+        elif values and not (len(values) == 1 and values[0].text is not None and _SAFE_VALUE.fullmatch(values[0].text)):
+            # a value such as a[$(cmd)] runs the command wherever bash later evaluates the variable as arithmetic
+            self.unknown(f"'{_t(node)[:40]}' assigns a run-time value or one bash could evaluate as code")
 
     def refuse(self, node: Node) -> None:
         """declare/export/unset/…, and function definitions (which could shadow a read program)."""
