@@ -60,8 +60,14 @@ class WordDecoder:
         """The words one word node becomes; substitutions inside it are walked as they are found."""
         pieces: list[Piece | object] = []
         self.pieces(node, quoted=False, out=pieces)
-        if node.type in ("word", "concatenation") and has_brace_expansion(_t(node)):
-            return [Word(None, "", True, True)]
+        if node.type in ("word", "concatenation"):
+            raw = _t(node)
+            after = self.src[node.end_byte : node.end_byte + 1]
+            if raw.startswith("{") and raw.endswith("}") and after in (b"<", b">"):
+                # bash reads {NAME} or {NAME[SUBSCRIPT]} right before < or > as a variable to assign the fd to
+                self.unknown(f"'{raw[:40]}' before a redirection names a variable that bash assigns")
+            if has_brace_expansion(raw):
+                return [Word(None, "", True, True)]
         return assemble(pieces)
 
     def pieces(self, node: Node, *, quoted: bool, out: list[Piece | object] | None = None) -> None:
