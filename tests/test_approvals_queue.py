@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bastion.approvals import Approval, ApprovalError, ApprovalQueue, State
+from bastion.approvals.queue import MAX_OPEN_PER_REQUESTER
 from bastion.audit.log import AuditLog
 from bastion.audit.verify import verify_audit
 from bastion.errors import NotFound, StoreError
@@ -74,7 +75,7 @@ def approval_events() -> list[events.EventRecord]:
 
 
 def test_ids_are_short_url_safe_and_distinct(queue: ApprovalQueue) -> None:
-    ids = {ask(queue).id for _ in range(50)}
+    ids = {ask(queue, requester=f"agent-{n}").id for n in range(50)}
     assert len(ids) == 50
     assert all(re.fullmatch(r"[a-z2-7]{10}", i) for i in ids)
 
@@ -330,3 +331,13 @@ def test_decided_among_names_the_held_requests_someone_decided(queue: ApprovalQu
     queue.deny(denied.id, approver="bob", reason="no", may_approve=True)
     assert sorted(queue.decided_among([approved.id, denied.id, waiting.id])) == sorted([approved.id, denied.id])
     assert queue.decided_among([]) == []
+
+
+def test_one_requester_cannot_have_more_than_the_cap_open(queue: ApprovalQueue, clock: Clock) -> None:
+    for _ in range(MAX_OPEN_PER_REQUESTER):
+        ask(queue, requester="looping-agent")
+    with pytest.raises(ApprovalError, match=f"looping-agent already has {MAX_OPEN_PER_REQUESTER} requests open"):
+        ask(queue, requester="looping-agent")
+    assert ask(queue, requester="another-agent").state is State.PENDING
+    clock.advance(WAIT + 1)
+    assert ask(queue, requester="looping-agent").state is State.PENDING, "expired requests no longer count"

@@ -34,6 +34,8 @@ from bastion.store import approvals as store
 log = logging.getLogger(__name__)
 
 _ID_BYTES = 7  # 56 random bits, of which the 10 base32 characters keep 50
+# Requests one requester may have open at once (waiting for a decision, or approved and not yet used).
+MAX_OPEN_PER_REQUESTER = 20
 _ID_LENGTH = 10
 
 
@@ -100,9 +102,17 @@ class ApprovalQueue:
         lifetime_s: float,
         session_id: str | None = None,
     ) -> Approval:
-        """Record a new PENDING request (with its `approval.requested` event) and return it."""
+        """Record a new PENDING request (with its `approval.requested` event) and return it.
+
+        ApprovalError when the requester already has MAX_OPEN_PER_REQUESTER requests open (waiting for a
+        decision, or approved and not yet used): one agent in a loop cannot bury the approvers' queue.
+        """
 
         def body() -> Step:
+            if store.open_requests_of(requester, self._clock()) >= MAX_OPEN_PER_REQUESTER:
+                raise ApprovalError(
+                    f"{requester} already has {MAX_OPEN_PER_REQUESTER} requests open; wait for them to be "
+                    "decided, used or expired")
             step = machine.open_request(
                 id=self._unused_id(),
                 requester=requester,

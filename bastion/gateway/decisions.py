@@ -95,11 +95,14 @@ async def hold(conn: AgentConnection, chan: asyncssh.SSHServerChannel[bytes], ta
         await _still_pending(conn, given, target, ask)
         return given
     reasons = list(ask.verdict.reasons) if ask.verdict is not None else [decision.reason]
-    approval = await gateway.db(
-        gateway.approvals.request, requester=identity.subject, target=target.name, command=ask.text,
-        kind=decision.kind, verdict=ask.verdict.verdict if ask.verdict else None, reasons=reasons,
-        rule=decision.rule, required=decision.approvals_required, wait_timeout_s=decision.wait_timeout_s,
-        lifetime_s=decision.approval_lifetime_s)
+    try:
+        approval = await gateway.db(
+            gateway.approvals.request, requester=identity.subject, target=target.name, command=ask.text,
+            kind=decision.kind, verdict=ask.verdict.verdict if ask.verdict else None, reasons=reasons,
+            rule=decision.rule, required=decision.approvals_required, wait_timeout_s=decision.wait_timeout_s,
+            lifetime_s=decision.approval_lifetime_s)
+    except ApprovalError as exc:
+        raise Ended(f"denied: {exc}", EXIT_DENIED) from None
     line = (f"approval required: request {approval.id} for '{ask.text}' on {target.name} ({decision.reason}); ")
     if env.get("BASTION_WAIT") == "0":
         raise Ended(line + f"re-run with BASTION_APPROVAL={approval.id} once it is approved", EXIT_PENDING)

@@ -155,6 +155,14 @@ def due_ids(now: datetime) -> list[str]:
     return [row.id for row in query]
 
 
+def open_requests_of(requester: str, now: datetime) -> int:
+    """How many of `requester`'s requests wait for a decision, or approved, wait to be used."""
+    text = format_time(now)
+    waiting = (ApprovalRow.state == str(State.PENDING)) & (ApprovalRow.wait_deadline > text)
+    unused = (ApprovalRow.state == str(State.APPROVED)) & (ApprovalRow.use_deadline > text)
+    return ApprovalRow.select().where((ApprovalRow.requester == requester) & (waiting | unused)).count()
+
+
 def pending() -> list[Approval]:
     """PENDING requests, newest first."""
     return _many(ApprovalRow.select().where(ApprovalRow.state == str(State.PENDING)))
