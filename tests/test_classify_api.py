@@ -69,7 +69,7 @@ def test_upstream_through_a_real_shell(tmp_path: Path) -> None:
     text = "printf '%s|' \"$PATH\" $'a\\tb' \"$GIT_CONFIG_COUNT\""
     line = upstream_command(text).replace("exec ", "", 1)
     result = subprocess.run(["sh", "-c", line], capture_output=True, text=True, check=True)
-    assert result.stdout == "/usr/sbin:/usr/bin:/sbin:/bin|a\tb|7|"
+    assert result.stdout == "/usr/sbin:/usr/bin:/sbin:/bin|a\tb|10|"
 
 
 def test_upstream_without_bash_is_plain_argv_only() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from bastion.classify import classify, load_rules
+from bastion.classify.upstream import fixed_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = load_rules(ROOT / "policies/commands.yaml")
@@ -188,6 +189,10 @@ OPTION_EXAMPLES: list[tuple[str, str]] = [
     ("tar tzf a.tgz", "tar tfz host:a.tgz"),
     ("tar tf ./x:y.tar", "tar tf a.tar -f host:b.tar"),
     ("tar --force-local -tf x:y.tar", "tar -t -f a.tar --file=host:b.tar"),
+    # git: a manual viewer and per-path filters are chosen by the repository's configuration
+    ("git log -1 '--format=%G?'", "git --help log"),
+    ("git ls-files -o --exclude-standard", "git ls-files -m"),
+    ("git ls-files -s", "git ls-files -d"),
 ]
 
 # commands that write or run code in a way an earlier version of the rules missed
@@ -241,6 +246,12 @@ NOT_READ: list[str] = [
     "tar tvfz x:y.tgz",
     "tar t-f x:y.tgz",
     "tar * -t",
+    "git --help",
+    "git ls-files --modified",
+    "git ls-files --deleted",
+    "git ls-files --mod",
+    "git ls-files --del",
+    "git ls-files -dm",
 ]
 
 
@@ -276,3 +287,11 @@ def test_option_examples(read: str, write: str) -> None:
 @pytest.mark.parametrize("command", NOT_READ)
 def test_not_read(command: str) -> None:
     assert not classify(command, RULES).is_read
+
+
+def test_git_signature_programs_are_neutralised() -> None:
+    env = fixed_environment()
+    forced = {env[f"GIT_CONFIG_KEY_{i}"]: env[f"GIT_CONFIG_VALUE_{i}"] for i in range(int(env["GIT_CONFIG_COUNT"]))}
+    for key in ("gpg.program", "gpg.openpgp.program", "gpg.x509.program", "gpg.ssh.program"):
+        assert forced[key] == "false"
+        assert f"'{key}=false'" in env["GIT_CONFIG_PARAMETERS"]

@@ -25,7 +25,11 @@ GIT_NEUTRAL = (
     ("core.hooksPath", "/dev/null"),
     ("core.pager", "cat"),
     ("core.sshCommand", "false"),
+    # signature checks (log --format=%G?, %(signature), …) pick the program by signature format
     ("gpg.program", "false"),
+    ("gpg.openpgp.program", "false"),
+    ("gpg.x509.program", "false"),
+    ("gpg.ssh.program", "false"),
     ("log.showSignature", "false"),
     ("protocol.allow", "never"),
 )
