@@ -193,6 +193,9 @@ OPTION_EXAMPLES: list[tuple[str, str]] = [
     ("git log -1 '--format=%G?'", "git --help log"),
     ("git ls-files -o --exclude-standard", "git ls-files -m"),
     ("git ls-files -s", "git ls-files -d"),
+    # like tar's host:file, systemctl -H reaches another host with the target's ssh keys
+    ("systemctl status ssh", "systemctl -H root@host status"),
+    ("systemctl -M box status", "systemctl status --host=x"),
 ]
 
 # commands that write or run code in a way an earlier version of the rules missed
