@@ -38,6 +38,10 @@ _LITERAL = re.compile(r"-?[0-9]+")
 # Text tree-sitter leaves unparsed (the pattern of ${x#…}, a backquoted operand of ${x:-…}) is expanded by bash
 # all the same: a substitution, arithmetic or nested ${…} in it is unseen code
 _UNPARSED_CODE = re.compile(r"`|\$[({\[]|[<>]\(")
+# word pieces bash does not brace-expand inside: quoted text and expansions
+_QUOTED_NODES = frozenset({"raw_string", "string", "ansi_c_string", "translated_string", "simple_expansion",
+                           "expansion", "command_substitution", "process_substitution",
+                           "arithmetic_expansion"})  # fmt: skip
 WORD_NODES = frozenset({"word", "number", "raw_string", "string", "ansi_c_string", "concatenation",
                         "simple_expansion", "expansion", "command_substitution", "process_substitution",
                         "arithmetic_expansion", "regex", "extglob_pattern"})  # fmt: skip
@@ -66,7 +70,7 @@ class WordDecoder:
             if raw.startswith("{") and raw.endswith("}") and after in (b"<", b">"):
                 # bash reads {NAME} or {NAME[SUBSCRIPT]} right before < or > as a variable to assign the fd to
                 self.unknown(f"'{raw[:40]}' before a redirection names a variable that bash assigns")
-            if has_brace_expansion(raw):
+            if "{" in raw and has_brace_expansion(_unquoted_skeleton(node)):
                 return [Word(None, "", True, True)]
         return assemble(pieces)
 
@@ -211,3 +215,16 @@ class WordDecoder:
 def _unescaped(raw: str) -> str:
     """The text without backslash-escaped characters, which cannot start an expansion."""
     return re.sub(r"\\.", "", raw, flags=re.S) if "\\" in raw else raw
+
+
+def _unquoted_skeleton(node: Node) -> str:
+    """The word's unquoted literal text, with each quoted, escaped or expanded part replaced by ``_``."""
+    if node.type == "concatenation":
+        return "".join(_unquoted_skeleton(child) for child in node.children)
+    if node.type in _QUOTED_NODES:
+        return "_"
+    text = re.sub(r"\\.", "_", _t(node), flags=re.S)
+    if node.type in ("word", "number") and not any(q in text for q in "'\"`$"):
+        return text
+    # quoting this function does not follow: count a brace in it as brace expansion
+    return "{,}" if "{" in text or "}" in text else text

@@ -13,7 +13,6 @@ import re
 from dataclasses import dataclass
 
 _GLOB = re.compile(r"(?<!\\)(?:\\\\)*[*?\[]")
-_BRACE = re.compile(r"\{[^{}\s]*(?:,|\.\.)[^{}\s]*\}")
 _SIMPLE_ESCAPES = {
     "a": "\a", "b": "\b", "e": "\x1b", "E": "\x1b", "f": "\f", "n": "\n", "r": "\r",
     "t": "\t", "v": "\v", "\\": "\\", "'": "'", '"': '"', "?": "?",
@@ -112,8 +111,25 @@ def double_quoted(raw: str) -> str:
     return re.sub(r'\\([$`"\\\n])', lambda m: "" if m.group(1) == "\n" else m.group(1), raw)
 
 
-def has_brace_expansion(raw: str) -> bool:
-    return bool(_BRACE.search(raw))
+def has_brace_expansion(unquoted: str) -> bool:
+    """Could bash brace-expand a word whose unquoted text is ``unquoted``?
+
+    The caller replaces every quoted or escaped part of the word with a neutral character, so the
+    braces, commas and ``..`` left here are the ones bash sees. Any ``{`` later closed by ``}`` with
+    a comma or ``..`` anywhere after it while it is open counts, which is broader than bash.
+    """
+    if "{" not in unquoted:
+        return False
+    open_braces: list[bool] = []
+    for i, ch in enumerate(unquoted):
+        if ch == "{":
+            open_braces.append(False)
+        elif ch == "}":
+            if open_braces and open_braces.pop():
+                return True
+        elif open_braces and (ch == "," or (ch == "." and unquoted[i + 1 : i + 2] == ".")):
+            open_braces = [True] * len(open_braces)
+    return False
 
 
 def assemble(pieces: list[Piece | object]) -> list[Word]:
