@@ -318,6 +318,10 @@ NOT_READ = [
     "cat <<EOF\nx\nEOF \nrm x\nEOF",
     "ls # ; rm x\nrm y",
     "coproc rm x",
+    "find . {\\},-delete}",
+    "find . {'a b'\\,,-delete}",
+    "find . {a\\},-delete}",
+    "ls >/dev/null {\\},-delete}",
     "(( $(rm x) ))",
     "ls |& sh",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from tree_sitter import Node
 
@@ -22,6 +23,7 @@ from bastion.classify.words import Word
 _SEPARATORS = frozenset({";", "&", "&&", "||", "|", "|&", "\n", ";;", ";&", ";;&", "(", ")", "{", "}", "!",
                          "if", "then", "fi", "elif", "else", "while", "until", "do", "done", "for", "in",
                          "case", "esac", "((", "))", "[[", "]]", "comment"})  # fmt: skip
+_REDIRECTS = ("file_redirect", "heredoc_redirect", "herestring_redirect")
 _WRITE_REDIRECTS = frozenset({">", ">>", ">|", "&>", "&>>", "<>"})
 _HARMLESS_OUTPUTS = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr"})
 _ARITH_COMPARE = frozenset({"-eq", "-ne", "-lt", "-le", "-gt", "-ge"})
@@ -231,6 +233,8 @@ class Walker(WordDecoder):
         if not targets:
             self.unknown(f"redirection without a target: {_t(node)!r}")
             return []
+        if not separated_by_blanks(self.src, targets) or any(a.end_byte == b.start_byte for a, b in pairwise(targets)):
+            self.unknown(f"words are not separated the way bash separates them in {_t(node)[:40]!r}")
         dest = self.fields(targets[0])
         self.redirect_target(op, dest, _t(targets[0]))
         extra: list[Word] = []
@@ -288,7 +292,10 @@ class Walker(WordDecoder):
         seen_name = False
         assignments: list[Node] = []
         parts = [c for c in node.children]
-        if not separated_by_blanks(self.src, parts):
+        # bash joins text with no blank in between into one word; tree-sitter sometimes splits it
+        if not separated_by_blanks(self.src, parts) or any(
+            a.end_byte == b.start_byte and b.type not in _REDIRECTS for a, b in pairwise(parts)
+        ):
             self.unknown("words are not separated the way bash separates them")
             return
         for child in parts:
@@ -298,7 +305,7 @@ class Walker(WordDecoder):
             elif kind == "command_name":
                 seen_name = True
                 argv.extend(self.fields(child.children[0]) if child.children else [])
-            elif kind in ("file_redirect", "heredoc_redirect", "herestring_redirect"):
+            elif kind in _REDIRECTS:
                 argv.extend(self.redirect(child))
             elif kind in WORD_NODES and seen_name:
                 argv.extend(self.fields(child))
