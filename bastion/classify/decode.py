@@ -113,7 +113,7 @@ class WordDecoder:
 
     def plain_word(self, node: Node, quoted: bool, out: list[Piece | object]) -> None:
         raw = _t(node)
-        if ("`" in raw or "$" in raw or "(" in raw) and _UNPARSED_CODE.search(_unescaped(raw)):
+        if hides_code(raw):
             self.unknown(f"{raw[:40]!r} holds a substitution or expansion that bash runs")
         if quoted:
             out.append(Piece(double_quoted(raw)))
@@ -212,9 +212,12 @@ class WordDecoder:
             self.arith(child)
 
 
-def _unescaped(raw: str) -> str:
-    """The text without backslash-escaped characters, which cannot start an expansion."""
-    return re.sub(r"\\.", "", raw, flags=re.S) if "\\" in raw else raw
+def hides_code(raw: str) -> bool:
+    """Does text that tree-sitter left unparsed hold a substitution, arithmetic or ${…} that bash runs?"""
+    if not ("`" in raw or "$" in raw or "(" in raw):
+        return False
+    # a backslash-escaped character cannot start an expansion
+    return _UNPARSED_CODE.search(re.sub(r"\\.", "", raw, flags=re.S) if "\\" in raw else raw) is not None
 
 
 def _unquoted_skeleton(node: Node) -> str:

@@ -13,7 +13,7 @@ from itertools import pairwise
 from tree_sitter import Node
 
 from bastion.classify import programs
-from bastion.classify.decode import WORD_NODES, WordDecoder
+from bastion.classify.decode import WORD_NODES, WordDecoder, hides_code
 from bastion.classify.parse import MAX_DEPTH, MAX_SIMPLE_COMMANDS, Unparsable, parse, separated_by_blanks
 from bastion.classify.parse import text_of as _t
 from bastion.classify.rules import LOCALE_RULE, CommandRules, is_locale_variable, safe_locale
@@ -279,9 +279,17 @@ class Walker(WordDecoder):
             elif child.is_named and child.type not in ("heredoc_start", "heredoc_body", "heredoc_end"):
                 self.statement(child)
         if body is not None and raw == delimiter:
+            unparsed: list[bytes] = []
+            pos = body.start_byte
             for child in body.children:
                 if child.type != "heredoc_content":
+                    unparsed.append(self.src[pos : child.start_byte])
+                    pos = child.end_byte
                     self.pieces(child, quoted=True)
+            unparsed.append(self.src[pos : body.end_byte])
+            # tree-sitter leaves backquotes and $[…] in the body as plain text; bash runs them
+            if hides_code(b"".join(unparsed).decode("utf-8")):
+                self.unknown("the here-document's body holds a substitution that bash runs")
 
     def command(self, node: Node, extra: list[Word] | None = None) -> None:
         self.ctx.commands += 1
