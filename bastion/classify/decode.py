@@ -198,6 +198,10 @@ class WordDecoder:
             # bash removes \` \\ \$ inside backquotes and parses the result again; the tree does not
             self.unknown(f"a backslash inside the backquoted substitution {text[:40]!r} is parsed again by bash")
             return
+        if text.startswith("$(("):
+            # bash reads $(( as arithmetic whenever it can, which tree-sitter does not always do
+            self.unknown(f"{text[:40]!r} is arithmetic for bash, not a command")
+            return
         for child in node.children:
             if child.is_named:
                 self.statement(child)
