@@ -165,6 +165,7 @@ OPTION_EXAMPLES: list[tuple[str, str]] = [
     ("gzip -t a.gz", "gzip -St f"),
     ("gzip -lv a.gz", "gzip -bc f"),
     ("zcat -S .z f.z", "gzip --presume-input-tty -c f"),
+    ("zcat -f a.gz", "zcat --__bindir /tmp/x f.gz"),
     # unzip: -P takes a value, -T and the extraction modifiers change files, options end at the archive
     # name, and a '-' inside the options undoes the next one
     ("unzip -l a.zip", "unzip -Pl a.zip"),
