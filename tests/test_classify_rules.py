@@ -136,6 +136,8 @@ EXAMPLES: dict[str, tuple[str, str]] = {
 
 # options that write or run code, each beside a READ use of the same program
 OPTION_EXAMPLES: list[tuple[str, str]] = [
+    ("awk 'BEGIN{while ((getline l < \"/etc/hosts\") > 0) print l}'", "awk 'BEGIN{getline l < \"/inet/tcp/0/h/80\"}'"),
+    ("awk '{ n++ } END { print n / 2 }' f", "awk '{ n++ / 2; system(\"id\") }' f"),
     ("sysctl -a", "sysctl -f /tmp/params.conf"),
     ("rpm -q bash", "rpm -q -E '%(touch /tmp/x)'"),
     ("rpm -qa", "rpm -q --eval '%{_dbpath}'"),
@@ -201,6 +203,11 @@ OPTION_EXAMPLES: list[tuple[str, str]] = [
 
 # commands that write or run code in a way an earlier version of the rules missed
 NOT_READ: list[str] = [
+    "awk 'BEGIN{getline x < \"/inet/tcp/0/127.0.0.1/80\"}'",
+    "gawk 'BEGIN{getline < (\"/in\" \"et/tcp/0/h/80\")}'",
+    "awk 'BEGIN{f=\"/inet/tcp/0/h/80\"; getline < f}'",
+    "awk 'BEGIN{getline $1 < \"/inet6/udp/0/h/53\"}'",
+    "awk 'BEGIN { x++ / 1; system(\"touch p\"); y = 1 / 1 }'",
     "sed -n ':a e touch /tmp/x' f",
     "sed '/y/T a e id' f",
     "sed ':a\tw /tmp/x'",

@@ -159,6 +159,8 @@ _AWK_TOKEN = re.compile(
 )
 _AWK_OPERAND_END = re.compile(r'[A-Za-z0-9_)\]"$.]')
 _AWK_HARMLESS_FILES = frozenset({'"/dev/stderr"', '"/dev/stdout"'})
+# gawk's network files; a getline `<` in the statement of a getline must name a file as a plain string.
+_AWK_NETWORK_FILES = ('"/inet', '"/dev/tcp/', '"/dev/udp/')
 
 
 def awk(w: Walker, rule: ProgramRule, args: list[Word]) -> None:
@@ -180,12 +182,14 @@ def awk(w: Walker, rule: ProgramRule, args: list[Word]) -> None:
 
 
 def awk_problem(program: str) -> tuple[str, str] | None:
-    """Finds system(), pipes, and print/printf redirected to a file; regexes and strings are skipped."""
+    """Finds system(), pipes, print/printf redirected to a file, and getline from a file that may be one of
+    gawk's network files (`/inet/tcp/...` opens a connection); regexes and strings are skipped."""
     prev = ";"
     in_print = False
     depth = 0
     pos = 0
     pending_redirect = ""
+    getline = ""  # "active" from getline to the end of its statement, "<" when a file name comes next
     while pos < len(program):
         m = _AWK_TOKEN.match(program, pos)
         if m is None:
@@ -197,6 +201,19 @@ def awk_problem(program: str) -> tuple[str, str] | None:
             if tok not in _AWK_HARMLESS_FILES:
                 return ("write", f"prints to a file ({pending_redirect} {tok})")
             pending_redirect = ""
+        if getline == "<":
+            if not tok.startswith('"') or tok.startswith(_AWK_NETWORK_FILES):
+                return ("unknown", f"getline reads from {tok}, which may be a network connection")
+            getline = "active"
+        elif getline and tok == "<":
+            getline = "<"
+        elif tok in (";", "{", "}") or "\n" in tok:
+            getline = ""
+        if tok == "getline":
+            getline = "active"
+        if tok == "/" and prev in ("++", "--"):
+            # a division after `x++`, a regex after a prefix `++`: awks disagree, so neither reading is trusted
+            return ("unknown", f"'/' after '{prev}' is read differently by different awks")
         if tok == "/" and not _AWK_OPERAND_END.fullmatch(prev[-1:]):
             end = _regex_end(program, pos)
             if end is None:
