@@ -25,13 +25,14 @@ value, which can run commands.
 git and repository configuration
 --------------------------------
 A repository's own config can make read subcommands run programs (core.fsmonitor, core.pager,
-hooks, gpg.program). ``upstream_command`` therefore runs every command with git configuration
-injected through the environment (``GIT_CONFIG_COUNT``/``GIT_CONFIG_PARAMETERS``, which override
+hooks, the gpg programs, the manual viewer). ``upstream_command`` therefore runs every command with git
+configuration injected through the environment (``GIT_CONFIG_COUNT``/``GIT_CONFIG_PARAMETERS``, which override
 repository config and reach nested shells too) that neutralises them, plus ``GIT_PAGER=cat`` and
-``GIT_OPTIONAL_LOCKS=0``. A command cannot undo this: assignments to ``GIT_*`` and ``git -c`` are
-refused. Per-path drivers chosen by ``.gitattributes`` (textconv, external diff, filters) cannot
-be neutralised by name, so subcommands that run them (``status``, ``diff``, ``show``, ``blame``,
-``log -p``) are not on the read list and classify UNKNOWN.
+``GIT_OPTIONAL_LOCKS=0``. A command cannot undo this: assignments to ``GIT_*``, ``git -c``, and ``env -i``,
+``env -u`` (which would drop the injected variables) are refused. Per-path drivers chosen by ``.gitattributes``
+(textconv, external diff, filters) cannot be neutralised by name, so subcommands and options that run them
+(``status``, ``diff``, ``show``, ``blame``, ``log -p``, ``ls-files -m``/``-d``) are not on the read list and
+classify UNKNOWN or WRITE.
 
 Locale
 ------
