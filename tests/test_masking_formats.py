@@ -223,3 +223,111 @@ def test_coloured_end_marker_across_chunks_with_idle_flushes() -> None:
     for i in range(0, len(end), 6):
         out += masker.feed(end[i : i + 6]) + masker.flush()
     assert out == b"[MASKED:private-key]\nok\n"
+
+
+AUTH = "[MASKED:http-authorization]"
+COOKIE = "[MASKED:session-cookie]"
+SLACK = "[MASKED:slack-token]"
+GITLAB = "[MASKED:gitlab-token]"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # The scheme stays visible; the credential runs to the end of the line or the first quote.
+        ("Authorization: Bearer 7f3a9c0e1d2b4a5f8e6c", f"Authorization: Bearer {AUTH}"),
+        ("> Authorization: Basic YWxpY2U6c2VjcmV0\r", f"> Authorization: Basic {AUTH}\r"),
+        ("Proxy-Authorization: Basic YWxpY2U6c2VjcmV0", f"Proxy-Authorization: Basic {AUTH}"),
+        ("authorization: token ghx_notreally_abc123", f"authorization: token {AUTH}"),
+        ("Authorization: sk-abc123def456", f"Authorization: {AUTH}"),
+        (
+            'curl -H "Authorization: Bearer abc.def" https://api.example.com/v1',
+            f'curl -H "Authorization: Bearer {AUTH}" https://api.example.com/v1',
+        ),
+        (
+            "{'Authorization': 'Bearer abc.def', 'Accept': 'application/json'}",
+            f"{{'Authorization': 'Bearer {AUTH}', 'Accept': 'application/json'}}",
+        ),
+        ("HTTP_AUTHORIZATION=Basic YWxpY2U6c2VjcmV0", f"HTTP_AUTHORIZATION=Basic {AUTH}"),
+        # A JWT keeps its own kind.
+        ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln", "Authorization: Bearer [MASKED:jwt]"),
+        # A labelled token with a scheme in front: the whole value goes.
+        ("token: Bearer xyz123", f"token: {PA}"),
+        ('"token": "Bearer xyz123"', f'"token": "{PA}"'),
+        # Session cookies: names holding sess, sid, auth, token or jwt; the others stay.
+        (
+            "Cookie: theme=dark; sessionid=abc123; lang=en",
+            f"Cookie: theme=dark; sessionid={COOKIE}; lang=en",
+        ),
+        ("cookie: PHPSESSID=abc123", f"cookie: PHPSESSID={COOKIE}"),
+        (
+            "Set-Cookie: JSESSIONID=abc123; Path=/; Secure; HttpOnly",
+            f"Set-Cookie: JSESSIONID={COOKIE}; Path=/; Secure; HttpOnly",
+        ),
+        (
+            "< set-cookie: connect.sid=s%3Aabc.def; Path=/",
+            f"< set-cookie: connect.sid={COOKIE}; Path=/",
+        ),
+        (
+            "Cookie: _gitlab_session=abc; __Secure-next-auth.session-token=def",
+            f"Cookie: _gitlab_session={COOKIE}; __Secure-next-auth.session-token={PA}",
+        ),
+        # A name holding "token" is a password-assignment label too, which comes first.
+        ("Cookie: XSRF-TOKEN=abc; auth_jwt=def", f"Cookie: XSRF-TOKEN={PA}; auth_jwt={COOKIE}"),
+    ],
+)
+def test_http_credentials(text: str, expected: str) -> None:
+    assert masked(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("SLACK_APP_TOKEN=xapp-1-A0123456789-1234567890123-abcdef0123", f"SLACK_APP_TOKEN={SLACK}"),
+        ("xoxe.xoxp-1-Mi0yLTEyMzQ1Njc4OTAtMTIzNDU2Nzg5MA", SLACK),
+        ("refresh xoxe-1-My0xLTEyMzQ1Njc4OTAtMTIzNDU2Nzg5MA", f"refresh {SLACK}"),
+        ("xoxc-1234567890-abcdefghij", SLACK),
+        (
+            "curl -X POST https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX -d @m",
+            f"curl -X POST https://hooks.slack.com/services/{SLACK} -d @m",
+        ),
+        (
+            "https://hooks.slack.com/workflows/T0000/A0000/123456/abcdefXYZ",
+            f"https://hooks.slack.com/workflows/{SLACK}",
+        ),
+        ("glrt-AbCdEfGhIjKlMnOpQrSt12", GITLAB),
+        ("gldt-AbCdEfGhIjKlMnOpQrSt12", GITLAB),
+        ("glptt-0123456789abcdef0123456789abcdef01234567", GITLAB),
+        ("glsoat-AbCdEfGhIjKlMnOpQrSt", GITLAB),
+        ("gloas-0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab", GITLAB),
+        ("CI_JOB_TOKEN glcbt-64_AbCdEfGhIjKlMnOpQrSt", f"CI_JOB_TOKEN {GITLAB}"),
+        ("glimt-AbCdEfGhIjKlMnOpQrSt glft-AbCdEfGhIjKlMnOpQrSt", f"{GITLAB} {GITLAB}"),
+        ("glagent-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789", GITLAB),
+        ("glffct-AbCdEfGhIjKlMnOpQrSt glrtr-AbCdEfGhIjKlMnOpQrSt", f"{GITLAB} {GITLAB}"),
+        ("token glpat-AbCdEfGhIjKlMnOpQrSt.01.0w1hv7bym.", f"token {GITLAB}."),
+        ("SIE-glpat-AbCdEfGhIjKlMnOpQrSt", f"SIE-{GITLAB}"),
+        ("registration GR1348941AbCdEfGhIjKlMnOpQrSt", f"registration {GITLAB}"),
+    ],
+)
+def test_slack_and_gitlab_prefixes(text: str, expected: str) -> None:
+    assert masked(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Authorization header missing",
+        "401 Unauthorized: missing authorization",
+        'WWW-Authenticate: Bearer realm="api"',
+        "Cookie: theme=dark; lang=en; _ga=GA1.2.3",
+        "Content-Type: text/html; charset=utf-8",
+        "Set-Cookie: lang=en; Path=/; Max-Age=3600",
+        "for i in 1 2 3; do echo $i; done",
+        "token count: 12",
+        "https://hooks.slack.com/services/",
+        "glibc 2.35, global options, glrt-short, gldt-",
+        "xapp-short xoxe.",
+    ],
+)
+def test_http_and_token_look_alikes_stay(text: str) -> None:
+    assert masked(text) == text

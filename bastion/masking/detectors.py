@@ -146,6 +146,42 @@ _PASSWORD_KEYS = (
 )
 _PASSWORD_HINTS = (b"pass", b"secret", b"token", b"key", b"credential")
 
+# GitLab's documented token prefixes: personal, project and group access tokens, OAuth application secrets,
+# deploy tokens, runner authentication tokens (created in the UI or by registration), CI/CD job tokens,
+# pipeline trigger tokens, feed tokens, incoming mail tokens, agent for Kubernetes tokens, SCIM tokens and
+# feature flag client tokens; GR1348941 starts the legacy runner registration tokens. Routable tokens
+# carry `.`-separated parts (`glpat-<payload>.01.<crc>`).
+_GITLAB_PREFIXES = (
+    b"glpat", b"gloas", b"gldt", b"glrt", b"glrtr", b"glcbt", b"glptt", b"glft", b"glimt", b"glagent",
+    b"glsoat", b"glffct",
+)  # fmt: skip
+
+# `Authorization:` and `Proxy-Authorization:` as headers (curl -v, HTTP dumps), dict or JSON entries and
+# `HTTP_AUTHORIZATION=` variables. A scheme word (Bearer, Basic, token, Digest...) stays visible; the
+# credential after it runs to the end of the line or the first quote, trailing blanks trimmed, so a
+# quoted header (`-H "Authorization: Bearer x" https://...`) keeps what follows the quote. A value
+# without a scheme is masked whole. `Authorization header missing` has no separator and stays; prose
+# putting a colon straight after the word (`authorization: failed for bob`) loses its tail, as with
+# password-assignment.
+_AUTHORIZATION = (
+    rb"(?<![a-z0-9])authorization[\"']?[ \t]{0,64}[:=][ \t]{0,64}[\"']?"
+    rb"(?:[a-z][a-z0-9_.\-]{0,31}[ \t]{1,64})?(?P<value>[^\s\"'](?:[^\r\n\"']{0,%d}[^\s\"'])?)"
+) % (MAX_SECRET - 512)
+
+# Session cookies in `Cookie:` and `Set-Cookie:` headers: the value of a cookie whose name holds sess,
+# sid, auth, token or jwt (sessionid, PHPSESSID, JSESSIONID, connect.sid, _gitlab_session, XSRF-TOKEN,
+# next-auth.session-token...). Other cookies (preferences, load balancer affinity, analytics) stay
+# visible, and so do a Set-Cookie's attributes. A pair is recognised as the first one after the header
+# name or after `;` (the cookie separator), so `; sessionid=...` is masked wherever it appears, which
+# only ever hides a session id. A value is cookie-octets: printable, without white space, quotes, `,`,
+# `;` or a backslash. The header name is matched as `Cookie` or (HTTP/2) `cookie`, cookie names in any
+# case.
+_COOKIE_NAME = rb"[^\s=;,\"']{0,64}(?:sess|sid|auth|token|jwt)[^\s=;,\"']{0,64}"
+_COOKIE = (
+    rb"(?:[Cc]ookie[\"']?[ \t]{0,64}:[ \t]{0,64}[\"']?|;[ \t]{0,64})(?i:" + _COOKIE_NAME + rb")="
+    rb"(?P<value>[!#-+\--:<-\[\]-~]{1,%d})"
+) % (MAX_SECRET - 512)
+
 # Labelled values. Every part of a match is bounded so that a label and its value stay within MAX_SECRET
 # (a label and its separators take at most _LABEL_MAX bytes); a quoted value with escapes counts double.
 _LABEL_MAX = 256
@@ -226,13 +262,22 @@ BUILTIN: tuple[Detector, ...] = (
     ),
     Detector(
         "gitlab-token",
-        re.compile(rb"(?<![" + _ALNUM + rb"_])glpat-[" + _B64URL + rb"]{20,255}(?![" + _B64URL + rb"])"),
-        hints=(b"glpat-",),
+        re.compile(
+            rb"(?<![" + _ALNUM + rb"_])(?:(?:" + b"|".join(_GITLAB_PREFIXES) + rb")-|GR1348941)"
+            rb"[" + _B64URL + rb"](?:[" + _B64URL + rb".]{18,253}[" + _B64URL + rb"])(?![" + _B64URL + rb"])"
+        ),
+        # One hint for every prefix: each hint costs a lookup in every region, and "gl" is rare enough.
+        hints=(b"gl", b"GR1348941"),
     ),
     Detector(
         "slack-token",
-        re.compile(rb"(?<![" + _ALNUM + rb"])xox[abposr]-[" + _ALNUM + rb"\-]{10,255}(?![" + _ALNUM + rb"\-])"),
-        hints=(b"xox",),
+        re.compile(
+            rb"(?<![" + _ALNUM + rb"])(?:(?:xoxe\.)?xox[abposrecd]-|xapp-)[" + _ALNUM + rb"\-]{10,255}"
+            rb"(?![" + _ALNUM + rb"\-])"
+            rb"|hooks\.slack\.com/(?:services|workflows|triggers)/(?P<value>[" + _B64URL + rb"/]{8,255})"
+        ),
+        value_groups=("value",),
+        hints=(b"xox", b"xapp-", b"hooks.slack.com/"),
     ),
     Detector(
         "card-number",
@@ -287,9 +332,24 @@ BUILTIN: tuple[Detector, ...] = (
         hints=(b"@",),
         hint_back=len(b"://") + 128 + 1 + 1024,
     ),
+    Detector(
+        "http-authorization",
+        re.compile(_AUTHORIZATION),
+        value_groups=("value",),
+        hints=(b"authorization",),
+        hint_view="lower",
+        folded=True,
+    ),
+    Detector(
+        "session-cookie",
+        re.compile(_COOKIE),
+        value_groups=("value",),
+        # Raw hints: in the folded view "cookie" is made of bytes found in nearly every region.
+        hints=(b"Cookie", b"cookie", b";"),
+    ),
 )
 
-BUILTIN_NAMES: tuple[str, ...] = tuple(d.name for d in BUILTIN)
+BUILTIN_NAMES: tuple[str, ...] = tuple(dict.fromkeys(d.name for d in BUILTIN))
 
 
 def value_span(detector: Detector, match: re.Match[bytes]) -> tuple[int, int]:
