@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from tree_sitter import Node
 
-from bastion.classify.parse import separated_by_blanks
 from bastion.classify.parse import text_of as _t
 from bastion.classify.words import (
     IFS_SPLIT,
@@ -88,9 +87,7 @@ class WordDecoder:
         elif kind == "string":
             self.dq_string(node, out)
         elif kind == "concatenation":
-            if not separated_by_blanks(self.src, node.children) or any(
-                a.end_byte != b.start_byte for a, b in pairwise(node.children)
-            ):
+            if any(a.end_byte != b.start_byte for a, b in pairwise(node.children)):
                 self.unknown(f"cannot tell how bash joins {_t(node)[:40]!r}")
             for child in node.children:
                 self.pieces(child, quoted=quoted, out=out)
@@ -113,7 +110,7 @@ class WordDecoder:
 
     def plain_word(self, node: Node, quoted: bool, out: list[Piece | object]) -> None:
         raw = _t(node)
-        if hides_code(raw):
+        if ("`" in raw or "$" in raw or "(" in raw) and hides_code(raw):
             self.unknown(f"{raw[:40]!r} holds a substitution or expansion that bash runs")
         if quoted:
             out.append(Piece(double_quoted(raw)))

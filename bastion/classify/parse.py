@@ -65,11 +65,20 @@ def _first_error(node: Node) -> str:
     return node.type
 
 
-def separated_by_blanks(source: bytes, nodes: list[Node]) -> bool:
-    """True when only blanks lie between consecutive nodes, as bash needs to split them there."""
+def separated_by_blanks(source: bytes, nodes: list[Node], may_touch: frozenset[str] = frozenset()) -> bool:
+    """True when only blanks lie between consecutive nodes, as bash needs to split them there.
+
+    A node may follow the previous one with no blank at all only when its type is in ``may_touch``
+    (a redirection after a word); anywhere else bash would join the two into one word.
+    """
     for prev, nxt in pairwise(nodes):
-        gap = source[prev.end_byte : nxt.start_byte].decode("utf-8", "replace")
-        if not _GAP.fullmatch(gap):
+        gap = source[prev.end_byte : nxt.start_byte]
+        if gap == b" ":
+            continue
+        if not gap:
+            if nxt.type not in may_touch:
+                return False
+        elif not _GAP.fullmatch(gap.decode("utf-8", "replace")):
             return False
     return True
 

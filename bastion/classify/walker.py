@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from itertools import pairwise
 
 from tree_sitter import Node
 
@@ -23,7 +22,7 @@ from bastion.classify.words import Word
 _SEPARATORS = frozenset({";", "&", "&&", "||", "|", "|&", "\n", ";;", ";&", ";;&", "(", ")", "{", "}", "!",
                          "if", "then", "fi", "elif", "else", "while", "until", "do", "done", "for", "in",
                          "case", "esac", "((", "))", "[[", "]]", "comment"})  # fmt: skip
-_REDIRECTS = ("file_redirect", "heredoc_redirect", "herestring_redirect")
+_REDIRECTS = frozenset({"file_redirect", "heredoc_redirect", "herestring_redirect"})
 _WRITE_REDIRECTS = frozenset({">", ">>", ">|", "&>", "&>>", "<>"})
 _HARMLESS_OUTPUTS = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr"})
 _ARITH_COMPARE = frozenset({"-eq", "-ne", "-lt", "-le", "-gt", "-ge"})
@@ -233,7 +232,7 @@ class Walker(WordDecoder):
         if not targets:
             self.unknown(f"redirection without a target: {_t(node)!r}")
             return []
-        if not separated_by_blanks(self.src, targets) or any(a.end_byte == b.start_byte for a, b in pairwise(targets)):
+        if not separated_by_blanks(self.src, targets):
             self.unknown(f"words are not separated the way bash separates them in {_t(node)[:40]!r}")
         dest = self.fields(targets[0])
         self.redirect_target(op, dest, _t(targets[0]))
@@ -301,9 +300,7 @@ class Walker(WordDecoder):
         assignments: list[Node] = []
         parts = [c for c in node.children]
         # bash joins text with no blank in between into one word; tree-sitter sometimes splits it
-        if not separated_by_blanks(self.src, parts) or any(
-            a.end_byte == b.start_byte and b.type not in _REDIRECTS for a, b in pairwise(parts)
-        ):
+        if not separated_by_blanks(self.src, parts, _REDIRECTS):
             self.unknown("words are not separated the way bash separates them")
             return
         for child in parts:
