@@ -212,6 +212,9 @@ NOT_READ = [
     "ls >/dev/null {a}>/dev/null",
     "ls | cat {a}</dev/null",
     "LC_ALL=C {a}</etc/hostname cat",
+    "ls {a}>>/dev/null",
+    "ls {a}&>/dev/null",
+    'bash -c "ls {a[TERM]}<&0"',
     # shells and wrappers
     "bash",
     "bash -s",

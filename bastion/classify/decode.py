@@ -65,10 +65,11 @@ class WordDecoder:
         self.pieces(node, quoted=False, out=pieces)
         if node.type in ("word", "concatenation"):
             raw = _t(node)
-            after = self.src[node.end_byte : node.end_byte + 1]
-            if raw.startswith("{") and raw.endswith("}") and after in (b"<", b">"):
-                # bash reads {NAME} or {NAME[SUBSCRIPT]} right before < or > as a variable to assign the fd to
-                self.unknown(f"'{raw[:40]}' before a redirection names a variable that bash assigns")
+            if raw.startswith("{") and raw.endswith("}"):
+                after = self.src[node.end_byte : node.end_byte + 2]
+                if after[:1] in (b"<", b">") or after == b"&>":
+                    # bash reads {NAME} or {NAME[SUBSCRIPT]} right before < or > as a variable to assign the fd to
+                    self.unknown(f"'{raw[:40]}' before a redirection names a variable that bash assigns")
             if "{" in raw and has_brace_expansion(_unquoted_skeleton(node)):
                 return [Word(None, "", True, True)]
         return assemble(pieces)
