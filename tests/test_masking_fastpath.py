@@ -240,6 +240,7 @@ VALUE = st.one_of(
     joined(b'"', chars(ALNUM + b" ;,&'", 1, 12), b'"'),
     joined(b"'", chars(ALNUM + b' ;,&"', 1, 12), b"'"),
     one(b"/etc/secret", b"$VAR", b"~/x", b"<redacted>", b"*", b"'$literal'", b'"$VAR"', b'""', b"''"),
+    one(b"*Xk9m", b"~Xk9m", b"~", b"~app/x", b"<Xk9m", b"<none> x", b"***", b"a'b;c,d", b"x);", b"a; ls", b"b,"),
     joined(one(b'"', b"'", b'""'), chars(ALNUM + b" \\", 1, 12)),
     joined(b'"', chars(ALNUM + b" ", 0, 6), b'\\"', chars(ALNUM + b' \\"', 0, 8), b'"'),
     chars(ALNUM + b" ;,&:\t", 1, 20),
@@ -314,7 +315,7 @@ SECRET = st.one_of(
         chars(ALNUM, 0, 8),
         one(b":", b""),
         chars(ALNUM + b"!%:/@", 0, 12),
-        one(b"@db:5432/app", b"@", b"/x@y"),
+        one(b"@db:5432/app", b"@", b"/x@y", b"8443/x@y", b"ab/cd@db"),
     ),
     one(
         b"-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",

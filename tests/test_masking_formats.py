@@ -331,3 +331,50 @@ def test_slack_and_gitlab_prefixes(text: str, expected: str) -> None:
 )
 def test_http_and_token_look_alikes_stay(text: str) -> None:
     assert masked(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # A bare value runs to white space, `&` or `"`: `;`, `,` and `'` inside it are part of the password,
+        # and only a trailing `,;')]}` is left out.
+        (f"password=Xk9m;{PW}", f"password={PA}"),
+        (f"password=Xk9m,{PW} user=bob", f"password={PA} user=bob"),
+        (f"password=Xk9m'{PW}", f"password={PA}"),
+        (f"password={PW}; ls", f"password={PA}; ls"),
+        (f"mysql --password={PW}, then", f"mysql --password={PA}, then"),
+        (f"echo 'password={PW}'", f"echo 'password={PA}'"),
+        (f"User(name=bob, password={PW})", f"User(name=bob, password={PA})"),
+        (f'curl -d "user=bob&password={PW}&next=/" x', f'curl -d "user=bob&password={PA}&next=/" x'),
+        (f"token={PW}; Path=/", f"token={PA}; Path=/"),
+        # A connection string still ends a value at the `;` before the next key, spaces included.
+        (f"Server=db;Password=my {PW}; User Id=sa", f"Server=db;Password={PA}; User Id=sa"),
+        # env-secret values starting `*`, `~` or `<` that are not a path or a placeholder.
+        (f"export DB_PASS=*{PW}", f"export DB_PASS={ENV}"),
+        (f"export DB_PASS=~{PW}", f"export DB_PASS={ENV}"),
+        (f"export DB_PASS=<{PW}", f"export DB_PASS={ENV}"),
+        (f"export DB_PASS='<{PW}>'", f"export DB_PASS='{ENV}'"),
+        # A `/` inside a URL password.
+        (f"postgres://app:ab/{PW}@db:5432/app", f"postgres://app:{URL}@db:5432/app"),
+        (f"redis://:{PW}/x@cache:6379", f"redis://:{URL}@cache:6379"),
+    ],
+)
+def test_bare_values_and_their_delimiters(text: str, expected: str) -> None:
+    assert masked(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "export SSH_KEY_PASS=~/.ssh/pass",
+        "export DB_PASS=~",
+        "export DB_PASS=~app/pass",
+        "export DB_PASS=********",
+        "      DB_PASS:      <none>",
+        "export DB_PASS=/run/secrets/db",
+        "https://example.com:8443/path/x@y",
+        "docker pull registry:5000/app@sha256:0123abcd",
+    ],
+)
+def test_paths_placeholders_and_ports_stay(text: str) -> None:
+    assert masked(text) == text

@@ -76,14 +76,19 @@ def card_ok(raw: bytes) -> bool:
 
 _RANDOM_KEY = re.compile(rb"(?=[^0-9]*[0-9])(?=[^A-Za-z]*[A-Za-z])[A-Za-z0-9+/=_\-.]{16,512}")
 _ENV_LABEL = re.compile(rb"([A-Za-z0-9_]*)[ \t]*(?::=|=>|[:=])[ \t]*")
+_PATH_OR_PLACEHOLDER = re.compile(rb"~(?:[^\s/]*/|$)|\*+$|<[a-z][a-z0-9_.'\-]*[ >]")
 
 
 def env_secret_ok(raw: bytes) -> bool:
-    """`*_PWD`/`*_PASS` hold a password whatever it looks like, unless it is a path or a variable reference;
-    `*_KEY` names ids and sort keys too, so its value must look random (16+ characters, letters and digits).
+    """`*_PWD`/`*_PASS` hold a password whatever it looks like, unless it is a path, a variable reference or
+    a placeholder; `*_KEY` names ids and sort keys too, so its value must look random (16+ characters,
+    letters and digits).
 
     A `$` in single quotes is literal (`export DB_PASS='$ecret'`), so only an unquoted or double-quoted
-    `$` makes a reference. A value starting `<` is a placeholder (kubectl's `<set to the key ...>`).
+    `$` makes a reference. A path starts with `/`, or `~` with a `/` after it or alone (`~/.pgpass`,
+    `~app/key`). A placeholder is a run of stars (a value another tool already hid) or `<` and a lower-case
+    word up to `>` or a space (`<none>`, `<redacted>`, kubectl's `<set to the key ...>`). Anything else
+    starting `*`, `~` or `<` is a password (`*Xk9m`, `~Xk9m`, `<Xk9m`).
     """
     label = _ENV_LABEL.match(raw)
     if label is None:
@@ -93,7 +98,7 @@ def env_secret_ok(raw: bytes) -> bool:
     value = value.strip(b"\"'")
     if value[:1] == b"$" and not literal:
         return False
-    if value[:1] in (b"/", b"~", b"<", b"*"):
+    if value[:1] == b"/" or _PATH_OR_PLACEHOLDER.match(value) is not None:
         return False
     if not name.endswith(b"KEY"):
         return True
@@ -202,9 +207,12 @@ _SEPARATOR = (
 # - an empty pair of quotes ending the value masks nothing; `""Xk9m` is an unterminated quote;
 # - an unterminated quote: from the quote to the end of the line (trailing blanks trimmed);
 # - after a spaced separator: the rest of the line, trimmed (`password: correct horse battery staple`);
-# - after a bare `=`, followed on the line by `;`: up to the `;`, spaces included (ADO.NET/JDBC
-#   connection strings: `Server=db;Password=my pw;`), so `--password=pw -u root; ls` hides `-u root` too;
-# - otherwise up to white space or one of `"',;&`.
+# - after a bare `=`, in a connection string (ADO.NET, JDBC, ODBC: `Server=db;Password=my pw;`): up to
+#   the `;`, spaces included, when what follows the `;` is another `Key=`, a quote or the end of the line;
+# - otherwise up to white space, `&` (URL query strings) or `"`, less any `,;')]}` ending it: a password
+#   holds `;`, `,` and `'` more often than a bare value is followed by one without a space, so
+#   `password=Xk9m;Q2vL` hides `Xk9m;Q2vL`, `password=abc; ls` hides `abc`, and `{'token':abc,'x':1}`
+#   hides `abc,'x':1` (JSON and hash literals quote their strings, which ends them earlier).
 # Prose rarely puts a keyword straight before `:` or `=`; when it does (`token: refreshed for bob`), the
 # rest of that line is hidden: more is masked, never less.
 _VALUE = (
@@ -213,8 +221,10 @@ _VALUE = (
     rb"|(?:\"\"|'')(?P<empty>)(?![^\s,;&)\]}])"
     rb"|[\"'](?P<open>[^\r\n]{0,%(v1)d}[^\s])"
     rb"|(?(spaced)(?P<line>[^\s\"'](?:[^\r\n]{0,%(v2)d}[^\s])?)"
-    rb"|(?:(?P<cs>[^\s\"';][^;\"'\r\n]{0,%(v1)d})(?=;)|(?P<bare>[^\s\"',;&]{1,%(v)d}))))"
-) % {b"q": _QUOTED_MAX, b"v": _VALUE_MAX, b"v1": _VALUE_MAX - 1, b"v2": _VALUE_MAX - 2}
+    rb"|(?:(?P<cs>[^\s\"';][^;\"'\r\n]{0,%(v1)d})"
+    rb"(?=;[ \t]{0,64}(?:[A-Za-z][A-Za-z0-9 _.\-]{0,63}=|[\"']|(?![^\r\n])))"
+    rb"|(?P<bare>[^\s\"',;&](?:[^\s\"&]{0,%(v2)d}[^\s\"&,;')\]}])?))))"
+) % {b"q": _QUOTED_MAX, b"v1": _VALUE_MAX - 1, b"v2": _VALUE_MAX - 2}
 _VALUE_GROUPS = ("dq", "sq", "empty", "open", "line", "cs", "bare")
 
 # pgpass lines, also as `grep -H`/`grep -n` (a path ending in pgpass or holding a /, a line number) or
@@ -326,7 +336,9 @@ BUILTIN: tuple[Detector, ...] = (
     ),
     Detector(
         "url-password",
-        re.compile(rb"://[^\s:/@]{0,128}:(?P<value>[^\s/@]{1,1024})@"),
+        # A `/` in the password is taken as written (RFC 3986 wants it escaped, people do not), unless
+        # digits and a `/` make it a port and a path (`https://host:8443/a@b`).
+        re.compile(rb"://[^\s:/@]{0,128}:(?![0-9]{1,5}/)(?P<value>[^\s@]{1,1024})@"),
         value_groups=("value",),
         # "://" is in most output and its bytes in nearly all; "@" ends every match and is rare.
         hints=(b"@",),
