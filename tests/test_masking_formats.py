@@ -378,3 +378,68 @@ def test_bare_values_and_their_delimiters(text: str, expected: str) -> None:
 )
 def test_paths_placeholders_and_ports_stay(text: str) -> None:
     assert masked(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # .netrc, on one line or one keyword a line.
+        (f"machine api.example.com login alice password {PW}", f"machine api.example.com login alice password {PA}"),
+        (f"default login alice password {PW} account x", f"default login alice password {PA} account x"),
+        (f"    password {PW}", f"    password {PA}"),
+        # The MySQL and MariaDB clients' -p as ps or shell history show it.
+        (f"mysql -h db -u root -p{PW} app", f"mysql -h db -u root -p{PA} app"),
+        (
+            f"root  4242  0.0  0.1 /usr/bin/mysqldump -uroot -p{PW} --all-databases",
+            f"root  4242  0.0  0.1 /usr/bin/mysqldump -uroot -p{PA} --all-databases",
+        ),
+        (
+            f"docker exec db mariadb -uroot -p'{PW}' -e 'select 1'",
+            f"docker exec db mariadb -uroot -p{PA} -e 'select 1'",
+        ),
+        # ODBC and libpq-style connection strings.
+        (
+            f"Driver={{ODBC Driver 18}};Server=db;UID=sa;PWD={PW};",
+            f"Driver={{ODBC Driver 18}};Server=db;UID=sa;PWD={PA};",
+        ),
+        (f"DSN=app;UID=u;PWD={{Xk9m;{PW}}};", f"DSN=app;UID=u;PWD={PA};"),
+        (f"host=db; user=app; pass={PW}; dbname=app", f"host=db; user=app; pass={PA}; dbname=app"),
+        (f"pwd={PW};uid=app", f"pwd={PA};uid=app"),
+        # XML elements named like a password key.
+        (f"<password>{PW}</password>", f"<password>{PA}</password>"),
+        (f'  <db:secretKey type="x">my {PW}</db:secretKey>', f'  <db:secretKey type="x">{PA}</db:secretKey>'),
+        (f"<token>{PW}</token><tokens>12</tokens>", f"<token>{PA}</token><tokens>12</tokens>"),
+        # PHP define() and Dockerfile ENV without `=`.
+        (f"define( 'DB_PASSWORD', '{PW}' );", f"define( 'DB_PASSWORD', '{PA}' );"),
+        (f'define("AUTH_KEY", "it\\"s {PW}");', f'define("AUTH_KEY", "{PA}");'),
+        (f"ENV DB_PASSWORD {PW}", f"ENV DB_PASSWORD {PA}"),
+        (f"ENV SMTP_PASS my {PW}", f"ENV SMTP_PASS {PA}"),
+        (f"/bin/sh -c #(nop)  ENV API_TOKEN {PW}", f"/bin/sh -c #(nop)  ENV API_TOKEN {PA}"),
+    ],
+)
+def test_password_forms_without_a_separator(text: str, expected: str) -> None:
+    assert masked(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "machine learning for log analysis",
+        "Password expired",
+        "password for alice changed",
+        "login alice from 10.0.0.7 port 52144",
+        "mysql -u root -p app",
+        "mysql -P3306 -h db -u root",
+        "find /var/lib/mysql -name '*.ibd' -print",
+        "PWD=/home/alice",
+        "OLDPWD=/root",
+        "<passwordPolicy/>",
+        "<user>alice</user>",
+        "define('DB_USER', 'root');",
+        "ENV PATH /usr/local/bin:$PATH",
+        "#!/usr/bin/env python3",
+        "2024-05-17 10:22:31 INFO tests pass: 12, fail: 0",
+    ],
+)
+def test_password_form_look_alikes_stay(text: str) -> None:
+    assert masked(text) == text

@@ -227,6 +227,50 @@ _VALUE = (
 ) % {b"q": _QUOTED_MAX, b"v1": _VALUE_MAX - 1, b"v2": _VALUE_MAX - 2}
 _VALUE_GROUPS = ("dq", "sq", "empty", "open", "line", "cs", "bare")
 
+# Password-labelled forms without a `:` or `=` after the label, all masked as password-assignment. Their
+# values are bounded by _FORM_MAX so that the label and markup around them stay within MAX_SECRET.
+# - XML elements named like a password key: `<password>x</password>`, `<db:secretKey>x</db:secretKey>`,
+#   up to the closing tag on the same line (a value spanning lines is not seen);
+# - PHP `define('DB_PASSWORD', '...')` and wp-config's `define('AUTH_KEY', '...')`: a name holding a
+#   password key, `pass`, `pwd` or `key`, with a quoted value (salts are not covered);
+# - Dockerfile's legacy `ENV DB_PASSWORD value` (a name holding a password key, `_PASS` or `_PWD`):
+#   the rest of the line, as Docker reads it;
+# - `PWD=` and `pass=` in connection strings (ODBC, libpq-style): after a `;` or, first in the string,
+#   before one; a `{...}` value (ODBC's quoting) is taken whole. `PWD=/home/alice` in `env` output has
+#   no `;` around it and stays.
+_FORM_MAX = MAX_SECRET - 1024
+_FORM_KEYS = rb"(?:" + _PASSWORD_KEYS + rb")"
+_FORMS = (
+    rb"<(?P<tag>[a-z0-9_:.\-]{0,32}" + _FORM_KEYS + rb"[a-z0-9_:.\-]{0,32})(?:[ \t][^<>\r\n]{0,256})?>"
+    rb"(?P<xml>[^<\r\n]{1,%(v)d})</(?P=tag)[ \t]{0,8}>"
+    rb"|define\([ \t]{0,8}[\"'][a-z0-9_]{0,32}(?:" + _PASSWORD_KEYS + rb"|pass|pwd|key)[a-z0-9_]{0,32}[\"']"
+    rb"[ \t]{0,8},[ \t]{0,8}"
+    rb"(?:\"(?P<ddq>(?:[^\"\\\r\n]|\\[^\r\n]){1,%(q)d})\"|'(?P<dsq>(?:[^'\\\r\n]|\\[^\r\n]){1,%(q)d})')"
+    rb"|(?<![a-z0-9_])env[ \t]{1,8}[a-z0-9_]{0,32}(?:" + _PASSWORD_KEYS + rb"|_pass|_pwd)[a-z0-9_]{0,32}[ \t]{1,64}"
+    rb"(?P<env>[^\s=](?:[^\r\n]{0,%(v)d}[^\s])?)"
+    rb"|;[ \t]{0,8}(?:pwd|pass)[ \t]{0,8}=[ \t]{0,8}"
+    rb"(?P<odbc>\{[^}\r\n]{1,%(v)d}\}|[^\s;\"'{](?:[^;\"'\r\n]{0,%(v)d}[^\s;\"'])?)"
+    rb"|(?<![^\s\"'])(?:pwd|pass)=(?P<first>\{[^}\r\n]{1,%(v)d}\}|[^\s;\"'{/][^;\"'\r\n]{0,%(v)d})(?=;)"
+) % {b"v": _FORM_MAX, b"q": _FORM_MAX // 2}
+# The longest distance from a match's start to its first hint: `define(`, blanks, a quote, a name prefix
+# and the longest lead before a hint inside a key (`private_`).
+_FORMS_BACK = len(b"define(") + 8 + 1 + 32 + len(b"private_")
+
+# Two forms that need the case of what they read, so they are matched on the bytes as they are:
+# - .netrc: `machine h login u password p` on one line, or an indented `password p` alone on its line
+#   (netrc keywords are lower case; `Password expired` stays);
+# - the MySQL and MariaDB clients' `-pSECRET` (as `ps` or shell history show it): the first `-p` option
+#   with its value attached, among the 16 arguments after a command named mysql* or mariadb* at a word
+#   start or after a `bin/` path (`/var/lib/mysql` is a directory, not the client). `-P3306` is the port
+#   and `-p` alone prompts.
+_NETRC_MYSQL = (
+    rb"(?<![^\s])(?:machine|login)[ \t]{1,8}[^\s]{1,253}[ \t]{1,8}password[ \t]{1,8}(?P<netrc>[^\s]{1,1024})"
+    rb"|(?<![^\r\n])[ \t]{0,64}password[ \t]{1,8}(?P<alone>[^\s]{1,1024})[ \t]{0,64}(?![^\r\n])"
+    rb"|(?<![^\s])(?:[^\s]{0,60}bin/)?(?:mysql|mariadb)[a-z_\-]{0,16}(?:[ \t]{1,8}[^\s]{1,256}){0,16}?"
+    rb"[ \t]{1,8}-p(?P<mysql>[^\s]{1,1024})"
+)
+_NETRC_MYSQL_BACK = len(b"machine") + 8 + 253 + 8
+
 # pgpass lines, also as `grep -H`/`grep -n` (a path ending in pgpass or holding a /, a line number) or
 # `cat -n` print them. The password runs to the end of the line (spaces allowed; `\:` and `\\` escaped).
 _PGPASS_PREFIX = rb"(?:[ \t]{0,8}[0-9]{1,9}\t|[^\s:]{0,255}(?:/[^\s:/]{1,64}|pgpass):(?:[0-9]{1,9}:)?|[0-9]{1,9}:)?"
@@ -314,6 +358,22 @@ BUILTIN: tuple[Detector, ...] = (
         hint_view="lower",
         hint_back=len(b"private_"),
         folded=True,
+    ),
+    Detector(
+        "password-assignment",
+        re.compile(_FORMS),
+        value_groups=("xml", "ddq", "dsq", "env", "odbc", "first"),
+        hints=(*_PASSWORD_HINTS, b"pwd"),
+        hint_view="lower",
+        hint_back=_FORMS_BACK,
+        folded=True,
+    ),
+    Detector(
+        "password-assignment",
+        re.compile(_NETRC_MYSQL),
+        value_groups=("netrc", "alone", "mysql"),
+        hints=(b"password", b"mysql", b"mariadb"),
+        hint_back=_NETRC_MYSQL_BACK,
     ),
     Detector(
         "env-secret",

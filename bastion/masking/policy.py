@@ -86,7 +86,7 @@ class MaskingRules:
         if not self.detectors:
             lines = ["masking: off"]
         else:
-            builtin = [d.name for d in self.detectors if not d.custom]
+            builtin = list(dict.fromkeys(d.name for d in self.detectors if not d.custom))
             custom = [d.name for d in self.detectors if d.custom]
             lines = ["masking: on", "detectors: " + (", ".join(builtin) or "none")]
             if custom:
