@@ -127,15 +127,23 @@ def _after_body(buf: bytes, pos: int) -> int | None:
 Found = tuple[int, int, int, int, int, bool]  # start, end, value start, value end, priority, valid
 
 
+# A colour code or charset selection cut by the end of the text, not scanned as part of a value.
+_OPEN_ESCAPE_AT_END = re.compile(rb"\x1b(?:\[[0-?]{0,32}[ -/]{0,4}|[()*+])?\Z")
+
+
 def _mask_plain(detectors: list[Detector], buf: bytes, start: int, end: int, counts: dict[str, int]) -> bytes:
-    found = _matches(detectors, buf, start, end)
-    if b"\x1b" in buf[start:end]:
+    limit = end
+    if end == len(buf):
+        tail = _OPEN_ESCAPE_AT_END.search(buf, start, end)
+        limit = end if tail is None else tail.start()
+    found = _matches(detectors, buf, start, limit)
+    if b"\x1b" in buf[start:limit]:
         context = start - 1
-        index = _text_bytes(buf, context, end)
+        index = _text_bytes(buf, context, limit)
         view = bytes(buf[i] for i in index)
 
         def to_buf(p: int) -> int:
-            return index[p] if p < len(index) else end
+            return index[p] if p < len(index) else limit
 
         def end_to_buf(p: int) -> int:
             return index[p - 1] + 1 if p > 0 else to_buf(0)
@@ -147,7 +155,7 @@ def _mask_plain(detectors: list[Detector], buf: bytes, start: int, end: int, cou
     pieces: list[bytes] = []
     at = start
     for _, e, vs, ve, prio, valid in found:
-        if valid and e <= end and vs >= at and ve > vs:
+        if valid and e <= limit and vs >= at and ve > vs:
             kind = detectors[prio].name
             pieces += [buf[at:vs], marker(kind)]
             counts[kind] = counts.get(kind, 0) + 1
@@ -426,6 +434,13 @@ def test_long_lines_match_scanning_without_hints() -> None:
     for size in (4096, HOLD - 1, HOLD + 3):
         cuts = list(range(size, len(line), size))
         assert stream(RULES, line, cuts) == stream(HINTLESS, line, cuts)
+
+
+def test_a_colour_code_cut_by_the_end_is_not_part_of_a_value() -> None:
+    for text in (b"APP_KEY=3f786850e387550fdab836ed7e6dc881\x1b", b"password=abc\x1b[0", b"x password=abc\x1b("):
+        out = reference(RULES, text)
+        assert stream(RULES, text, [3, 20]) == out
+        assert out[0].endswith(b"=[MASKED:env-secret]\x1b") or b"=[MASKED:password-assignment]\x1b" in out[0]
 
 
 def test_hint_far_into_the_longest_pgpass_line() -> None:

@@ -259,3 +259,20 @@ def test_key_body_line_held_across_idle_flush_is_never_shown() -> None:
     out += masker.feed(KEY_BODY[30:] + b"\n-----END OPENSSH") + masker.flush()
     out += masker.feed(b" PRIVATE KEY-----\nok\n") + masker.flush()
     assert out == b"[MASKED:private-key]\nok\n"
+
+
+def test_idle_flush_inside_a_trailing_colour_code_still_masks_the_value() -> None:
+    key = b"3f786850e387550fdab836ed7e6dc881"
+    for sequence in (b"\x1b[0m", b"\x1b[01;31m", b"\x1b(B"):
+        for cut in range(1, len(sequence)):
+            masker = Masker(RULES)
+            out = masker.feed(b"APP_KEY=" + key + sequence[:cut]) + masker.flush()
+            out += masker.feed(sequence[cut:] + b"\n") + masker.flush()
+            assert out == b"APP_KEY=[MASKED:env-secret]" + sequence + b"\n", (sequence, cut)
+
+
+def test_idle_flush_before_a_closing_quote_still_masks_the_value() -> None:
+    masker = Masker(RULES)
+    out = masker.feed(b'{"token": "abcDEF123456') + masker.flush()
+    out += masker.feed(b'"}\n') + masker.flush()
+    assert out == b'{"token": "[MASKED:password-assignment]"}\n'

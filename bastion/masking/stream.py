@@ -8,7 +8,9 @@ so a secret split across chunks that arrive within the idle window is masked exa
 flush has its first part shown: that is unavoidable without holding output indefinitely. The rest is
 still masked: the flushed partial line (up to MAX_SECRET bytes) is rescanned with what follows, and any
 match reaching past the flush point has its remainder replaced. A private key BEGIN marker cut by a
-flush still opens the block, so the key material after it is never shown.
+flush still opens the block, so the key material after it is never shown. A flush cutting a colour code
+or charset selection is scanned without that partial sequence, so the value it follows is not taken to
+end inside it (and fail its validator); the partial sequence itself is emitted as it is.
 
 BEGIN and END markers are also looked for with escape sequences removed (`grep --color` prints
 `-----BEGIN PGP \x1b[01;31m\x1b[KPRIVATE\x1b[m\x1b[K KEY BLOCK-----`), as the detectors are (see ansi.py);
@@ -60,6 +62,9 @@ KEY_MARKER_MAX = 1024
 # or one ending after an escape sequence not yet settled (ESCAPE_MAX bytes back at most).
 KEY_TAIL = 2 * KEY_MARKER_MAX
 _BREAK = re.compile(rb"\r\n|\r|\n")
+# The start of a CSI or charset sequence, cut by the end of the buffer.
+_OPEN_ESCAPE = re.compile(rb"\x1b(?:\[[0-?]{0,32}[ -/]{0,4}|[()*+])?")
+_OPEN_ESCAPE_MAX = 2 + 32 + 4
 _END_PREFIX = re.compile(rb"-[-A-Z0-9 ]*")
 _BEGIN_HINT = hint(b"-----BEGIN ", "raw")
 _BODY_HINTS = tuple(hint(text, "raw") for text in KEY_BODY_HINTS)
@@ -143,13 +148,14 @@ class Masker:
         opener = self._opener(region)
         if opener is not None:
             end = max(pos, opener[0])
-        candidates = self._scanner.collect(buf, scan_from, end, region)
+        scan_end = end if opener is not None or window else _before_open_escape(buf, pos, end)
+        candidates = self._scanner.collect(buf, scan_from, scan_end, region)
         if scan_from < pos:
             candidates = _after_flush(candidates, pos)
         if window and opener is None:
             escapes = escape_spans(buf, pos, end) if buf.find(b"\x1b", pos, end) >= 0 else []
             end = safe_cut(candidates, escapes, end - OVERLAP, pos)
-        text = render(self._detectors, buf, pos, end, resolve(candidates, end), self._counts)
+        text = render(self._detectors, buf, pos, end, resolve(candidates, min(end, scan_end)), self._counts)
         self._pos = self._resume = end
         if opener is None:
             return text
@@ -267,6 +273,18 @@ def _settled(buf: bytes, start: int) -> int:
     while at >= 0 and ESCAPE.match(buf, at) is not None:
         at = buf.find(b"\x1b", at + 1)
     return len(buf) if at < 0 else at
+
+
+def _before_open_escape(buf: bytes, pos: int, end: int) -> int:
+    """Where a colour code or charset selection still being written ends a partial line flushed at end.
+
+    A value followed by one (`APP_KEY=3f78...\x1b[0`) is scanned without it, as it will be once the
+    sequence is complete, rather than taken for part of the value. Other bytes are scanned as they are.
+    """
+    if end < len(buf) or buf[end - 1 : end] in (b"\r", b"\n"):
+        return end
+    at = buf.rfind(b"\x1b", max(pos, end - _OPEN_ESCAPE_MAX), end)
+    return at if at >= 0 and _OPEN_ESCAPE.fullmatch(buf, at, end) is not None else end
 
 
 def _after_flush(candidates: list[Candidate], pos: int) -> list[Candidate]:
