@@ -179,11 +179,11 @@ _AUTHORIZATION = (
 # visible, and so do a Set-Cookie's attributes. A pair is recognised as the first one after the header
 # name or after `;` (the cookie separator), so `; sessionid=...` is masked wherever it appears, which
 # only ever hides a session id. A value is cookie-octets: printable, without white space, quotes, `,`,
-# `;` or a backslash. The header name is matched as `Cookie` or (HTTP/2) `cookie`, cookie names in any
-# case.
+# `;` or a backslash. The header name is matched as `Cookie` or (HTTP/2) `cookie: `, cookie names in
+# any case.
 _COOKIE_NAME = rb"[^\s=;,\"']{0,64}(?:sess|sid|auth|token|jwt)[^\s=;,\"']{0,64}"
 _COOKIE = (
-    rb"(?:[Cc]ookie[\"']?[ \t]{0,64}:[ \t]{0,64}[\"']?|;[ \t]{0,64})(?i:" + _COOKIE_NAME + rb")="
+    rb"(?:Cookie[\"']?[ \t]{0,64}:[ \t]{0,64}[\"']?|cookie: [ \t]{0,63}[\"']?|;[ \t]{0,64})(?i:" + _COOKIE_NAME + rb")="
     rb"(?P<value>[!#-+\--:<-\[\]-~]{1,%d})"
 ) % (MAX_SECRET - 512)
 
@@ -256,20 +256,16 @@ _FORMS = (
 # and the longest lead before a hint inside a key (`private_`).
 _FORMS_BACK = len(b"define(") + 8 + 1 + 32 + len(b"private_")
 
-# Two forms that need the case of what they read, so they are matched on the bytes as they are:
-# - .netrc: `machine h login u password p` on one line, or an indented `password p` alone on its line
-#   (netrc keywords are lower case; `Password expired` stays);
-# - the MySQL and MariaDB clients' `-pSECRET` (as `ps` or shell history show it): the first `-p` option
-#   with its value attached, among the 16 arguments after a command named mysql* or mariadb* at a word
-#   start or after a `bin/` path (`/var/lib/mysql` is a directory, not the client). `-P3306` is the port
-#   and `-p` alone prompts.
-_NETRC_MYSQL = (
+# .netrc needs the case of what it reads, so it is matched on the bytes as they are: `machine h login u
+# password p` on one line, or an indented `password p` alone on its line (netrc keywords are lower case;
+# `Password expired` stays). The MySQL client's `-pSECRET` is not covered: the client hides it from `ps`
+# itself, and the only literal every such command line holds ("mysql") is common enough in ordinary output
+# that searching for it costs more than the rest of the password forms together.
+_NETRC = (
     rb"(?<![^\s])(?:machine|login)[ \t]{1,8}[^\s]{1,253}[ \t]{1,8}password[ \t]{1,8}(?P<netrc>[^\s]{1,1024})"
     rb"|(?<![^\r\n])[ \t]{0,64}password[ \t]{1,8}(?P<alone>[^\s]{1,1024})[ \t]{0,64}(?![^\r\n])"
-    rb"|(?<![^\s])(?:[^\s]{0,60}bin/)?(?:mysql|mariadb)[a-z_\-]{0,16}(?:[ \t]{1,8}[^\s]{1,256}){0,16}?"
-    rb"[ \t]{1,8}-p(?P<mysql>[^\s]{1,1024})"
 )
-_NETRC_MYSQL_BACK = len(b"machine") + 8 + 253 + 8
+_NETRC_BACK = len(b"machine") + 8 + 253 + 8
 
 # pgpass lines, also as `grep -H`/`grep -n` (a path ending in pgpass or holding a /, a line number) or
 # `cat -n` print them. The password runs to the end of the line (spaces allowed; `\:` and `\\` escaped).
@@ -370,10 +366,12 @@ BUILTIN: tuple[Detector, ...] = (
     ),
     Detector(
         "password-assignment",
-        re.compile(_NETRC_MYSQL),
-        value_groups=("netrc", "alone", "mysql"),
-        hints=(b"password", b"mysql", b"mariadb"),
-        hint_back=_NETRC_MYSQL_BACK,
+        re.compile(_NETRC),
+        value_groups=("netrc", "alone"),
+        # Looked up in the lower-case view, where "pass" is found together with password-assignment's hints.
+        hints=(b"pass",),
+        hint_view="lower",
+        hint_back=_NETRC_BACK,
     ),
     Detector(
         "env-secret",
@@ -417,7 +415,8 @@ BUILTIN: tuple[Detector, ...] = (
         re.compile(_COOKIE),
         value_groups=("value",),
         # Raw hints: in the folded view "cookie" is made of bytes found in nearly every region.
-        hints=(b"Cookie", b"cookie", b";"),
+        # "cookie: " (HTTP/2 and curl's spelling) is long enough to be found by skipping, not byte by byte.
+        hints=(b"Cookie", b"cookie: ", b";"),
     ),
 )
 
