@@ -99,9 +99,9 @@ def _find_primary(w: Walker, rule: ProgramRule, args: list[Word], i: int, placeh
     if reason is not None:
         w.f.add_write(f"'find {text}' {reason} {cite(w, rule)}")
     if text in _FIND_EXEC:
-        end = i + 1
-        while end < len(args) and args[end].text not in (";", "+"):
-            end += 1
+        end = _find_exec_end(w, args, i)
+        if end is None:
+            return len(args)
         if reason is None:
             if end < len(args) and args[end].text == "+":
                 placeholder = Word(None, placeholder.prefix, True, placeholder.may_flag)
@@ -118,6 +118,38 @@ def _find_primary(w: Walker, rule: ProgramRule, args: list[Word], i: int, placeh
     return i + 1
 
 
+def _find_exec_end(w: Walker, args: list[Word], i: int) -> int | None:
+    """Where the command of ``args[i]`` (-exec, -execdir, -ok, -okdir) ends; None if that is unclear.
+
+    ';' always ends it. '+' ends -exec and -execdir only right after a word that is exactly '{}'
+    (POSIX); elsewhere it is an argument of the command. Older GNU find also ended at '+' after a word
+    merely containing '{}', and other finds may end -ok at '{} +': those cases are refused, as is a word
+    known only at run time that may become ';' or '+'.
+    """
+    action = args[i].text
+    for end in range(i + 1, len(args)):
+        word = args[end]
+        if word.text is None:
+            if _may_end(word):
+                w.unknown(f"a word of the command 'find {action}' runs, known only at run time, may end it")
+                return None
+            continue
+        if word.text == ";":
+            return end
+        if word.text != "+" or end == i + 1 or "{}" not in (args[end - 1].text or ""):
+            continue
+        if args[end - 1].text != "{}" or action in ("-ok", "-okdir"):
+            w.unknown(f"find versions disagree on whether this '+' ends the command of 'find {action}'")
+            return None
+        return end
+    return len(args)
+
+
+def _may_end(word: Word) -> bool:
+    """May a word known only at run time become ';' or '+', which end the command of find and fd?"""
+    return word.text is None and (word.splits or word.prefix in ("", ";", "+"))
+
+
 def fd(w: Walker, rule: ProgramRule, args: list[Word]) -> None:
     """fd's -x/--exec and -X/--exec-batch take the rest of the line (or up to ';') as a command.
 
@@ -129,6 +161,9 @@ def fd(w: Walker, rule: ProgramRule, args: list[Word]) -> None:
         if start is None:
             continue
         end = next((j for j in range(i + 1, len(args)) if args[j].text == ";"), len(args))
+        if any(_may_end(word) for word in args[i + 1 : end]):
+            w.unknown("a word of the command 'fd' runs, known only at run time, may be the ';' that ends it")
+            return
         parse_options(w, rule, args[:i])
         attached = [Word(start, start)] if start else []
         _exec(w, rule, [*attached, *args[i + 1 : end]], Word(None, "", True, True), _FD_PLACEHOLDER, implied=True)
