@@ -339,6 +339,20 @@ NOT_READ = [
     "ls >/dev/null {\\},-delete}",
     "(( $(rm x) ))",
     "ls |& sh",
+    # bash deletes a backslash-newline before it splits words; the tree keeps it as a separator
+    "echo a\\\n#b; touch x",
+    "echo a\\ \\\n#b; touch x",
+    "cat <<EOF\n$\\\n(touch x)\nEOF",
+    "cat <<EOF\n$\\\n{x:-`touch x`}\nEOF",
+    "cat <<ls\nx \\\nls\necho '$(touch x)'\nls",
+    "for i in 'a[$(touch x)]'; do echo $\\\n[i]; done",
+    "for i in '$(touch x)'; do echo $\\\n{i@P}; done",
+    "for i in 'a[$(touch x)]'; do echo $\\\n{PATH:i}; done",
+    "for i in 'a[$(touch x)]'; do ls {a[i]}\\\n<&0; done",
+    "echo $\\\n[TERM]",
+    "echo $\\\n{TERM@P}",
+    'echo "$\\\n(touch x)"',
+    "bash -c 'echo a\\\n#b; touch x'",
 ]
 
 READ = [
@@ -404,6 +418,12 @@ READ = [
     "echo \\`x",
     "dmesg -T -- $X",
     "rg -n x /var/log/*.log",
+    "ls -l \\\n  /tmp",
+    "grep -r foo \\\n /etc",
+    "ls -la /var/log \\\n  | grep -i err \\\n\t| head",
+    'echo "a \\\nb" \\\n  x',
+    "for f in a \\\n b; do \\\n  wc -l $f; done",
+    "echo $(ls \\\n -l) && \\\n pwd",
 ]
 
 

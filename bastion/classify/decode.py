@@ -37,6 +37,8 @@ _LITERAL = re.compile(r"-?[0-9]+")
 # Text tree-sitter leaves unparsed (the pattern of ${x#…}, a backquoted operand of ${x:-…}) is expanded by bash
 # all the same: a substitution, arithmetic or nested ${…} in it is unseen code
 _UNPARSED_CODE = re.compile(r"`|\$[({\[]|[<>]\(")
+# a redirection operator right after a word; bash deletes backslash-newlines before it reads either
+_REDIRECTION_AFTER = re.compile(rb"(?:\\\n)*(?:[<>]|&>)")
 # word pieces bash does not brace-expand inside: quoted text and expansions
 _QUOTED_NODES = frozenset({"raw_string", "string", "ansi_c_string", "translated_string", "simple_expansion",
                            "expansion", "command_substitution", "process_substitution",
@@ -65,11 +67,9 @@ class WordDecoder:
         self.pieces(node, quoted=False, out=pieces)
         if node.type in ("word", "concatenation"):
             raw = _t(node)
-            if raw.startswith("{") and raw.endswith("}"):
-                after = self.src[node.end_byte : node.end_byte + 2]
-                if after[:1] in (b"<", b">") or after == b"&>":
-                    # bash reads {NAME} or {NAME[SUBSCRIPT]} right before < or > as a variable to assign the fd to
-                    self.unknown(f"'{raw[:40]}' before a redirection names a variable that bash assigns")
+            if raw.startswith("{") and raw.endswith("}") and _REDIRECTION_AFTER.match(self.src, node.end_byte):
+                # bash reads {NAME} or {NAME[SUBSCRIPT]} right before < or > as a variable to assign the fd to
+                self.unknown(f"'{raw[:40]}' before a redirection names a variable that bash assigns")
             if "{" in raw and has_brace_expansion(_unquoted_skeleton(node)):
                 return [Word(None, "", True, True)]
         return assemble(pieces)

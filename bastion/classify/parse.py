@@ -23,6 +23,11 @@ _local = threading.local()
 # whitespace is broader, so any other control character is refused before parsing.
 _BAD_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _GAP = re.compile(r"(?:[ \t]|\\\n)*")
+# bash deletes every backslash-newline before it splits words (outside single quotes, comments and quoted
+# here-documents); tree-sitter keeps it as a separator. The two agree only where an unescaped blank already
+# ends the text before it. Anywhere else bash joins what the tree keeps apart: `a\⏎#b` is one word, not a
+# word and a comment, and `$\⏎(` or `$\⏎{` starts an expansion the tree never sees.
+_JOINING_CONTINUATION = re.compile(r"(?<![ \t])\\\n|(?<=\\[ \t])\\\n")
 
 
 class Unparsable(Exception):
@@ -49,10 +54,23 @@ def parse(text: str) -> Tree:
         raise Unparsable("the command is not valid UTF-8") from None
     if len(data) > MAX_BYTES:
         raise Unparsable(f"the command is longer than {MAX_BYTES // 1024} KiB")
+    if "\\\n" in text:
+        _check_continuations(text)
     tree = parser().parse(data)
     if tree.root_node.has_error:
         raise Unparsable(f"bash syntax error near {_first_error(tree.root_node)!r}")
     return tree
+
+
+def _check_continuations(text: str) -> None:
+    joined = _JOINING_CONTINUATION.search(text)
+    if joined:
+        around = text[max(0, joined.start() - 20) : joined.end() + 20]
+        raise Unparsable(f"bash joins the text around the backslash-newline in {around!r}")
+    if "<<" in text:
+        # in an unquoted here-document bash deletes backslash-newlines in the body and before it looks for
+        # the terminator line, so the body and its end can differ from the tree's
+        raise Unparsable("a backslash-newline in a command with a here-document")
 
 
 def _first_error(node: Node) -> str:
