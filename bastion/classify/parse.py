@@ -28,6 +28,11 @@ _GAP = re.compile(r"(?:[ \t]|\\\n)*")
 # ends the text before it. Anywhere else bash joins what the tree keeps apart: `a\⏎#b` is one word, not a
 # word and a comment, and `$\⏎(` or `$\⏎{` starts an expansion the tree never sees.
 _JOINING_CONTINUATION = re.compile(r"(?<![ \t])\\\n|(?<=\\[ \t])\\\n")
+# tree-sitter also skips a backslash-blank as whitespace where it expects a separator; for bash it is always a
+# quoted blank inside a word (`a \ #b; rm x` runs rm). Each one must lie inside a node that holds text.
+_ESCAPED_BLANK = re.compile(rb"(?<!\\)(?:\\\\)*\\[ \t]")
+_TEXT_NODES = frozenset({"word", "string", "string_content", "raw_string", "ansi_c_string", "translated_string",
+                         "comment", "heredoc_body", "heredoc_content", "regex", "extglob_pattern"})  # fmt: skip
 
 
 class Unparsable(Exception):
@@ -59,6 +64,8 @@ def parse(text: str) -> Tree:
     tree = parser().parse(data)
     if tree.root_node.has_error:
         raise Unparsable(f"bash syntax error near {_first_error(tree.root_node)!r}")
+    if b"\\ " in data or b"\\\t" in data:
+        _check_escaped_blanks(tree, data)
     return tree
 
 
@@ -71,6 +78,14 @@ def _check_continuations(text: str) -> None:
         # in an unquoted here-document bash deletes backslash-newlines in the body and before it looks for
         # the terminator line, so the body and its end can differ from the tree's
         raise Unparsable("a backslash-newline in a command with a here-document")
+
+
+def _check_escaped_blanks(tree: Tree, data: bytes) -> None:
+    for m in _ESCAPED_BLANK.finditer(data):
+        node = tree.root_node.descendant_for_byte_range(m.end() - 2, m.end())
+        if node is None or node.type not in _TEXT_NODES:
+            around = data[max(0, m.start() - 20) : m.end() + 20].decode("utf-8", "replace")
+            raise Unparsable(f"the tree does not read the quoted blank in {around!r} as part of a word")
 
 
 def _first_error(node: Node) -> str:
