@@ -157,10 +157,18 @@ _AWK_TOKEN = re.compile(
     r"|\|\||&&|>>|\|&|[<>!=]=|\+\+|--|[-+*/%^]=|@[A-Za-z_]+|\\\n|.",
     re.S,
 )
-_AWK_OPERAND_END = re.compile(r'[A-Za-z0-9_)\]"$.]')
 _AWK_HARMLESS_FILES = frozenset({'"/dev/stderr"', '"/dev/stdout"'})
 # gawk's network files; a getline `<` in the statement of a getline must name a file as a plain string.
 _AWK_NETWORK_FILES = ('"/inet', '"/dev/tcp/', '"/dev/udp/')
+_AWK_KEYWORDS = frozenset({
+    "BEGIN", "END", "BEGINFILE", "ENDFILE", "function", "func", "if", "else", "while", "for", "do", "break",
+    "continue", "next", "nextfile", "exit", "return", "delete", "in", "getline", "print", "printf", "switch",
+    "case", "default",
+})  # fmt: skip
+# The last character of a token after which '/' divides: a name, a number, a string or a subscript.
+_AWK_OPERAND_LAST = frozenset('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"]')
+# How many readings of a program may be followed when awks disagree on whether a '/' starts a regex.
+_AWK_MAX_READINGS = 16
 
 
 def awk(w: Walker, rule: ProgramRule, args: list[Word]) -> None:
@@ -183,43 +191,97 @@ def awk(w: Walker, rule: ProgramRule, args: list[Word]) -> None:
 
 def awk_problem(program: str) -> tuple[str, str] | None:
     """Finds system(), pipes, print/printf redirected to a file, and getline from a file that may be one of
-    gawk's network files (`/inet/tcp/...` opens a connection); regexes and strings are skipped."""
-    prev = ";"
-    in_print = False
-    depth = 0
-    pos = 0
-    pending_redirect = ""
-    getline = ""  # "active" from getline to the end of its statement, "<" when a file name comes next
-    while pos < len(program):
-        m = _AWK_TOKEN.match(program, pos)
+    gawk's network files (`/inet/tcp/...` opens a connection); regexes and strings are skipped.
+
+    Whether a '/' starts a regex depends on the grammar: after an operand it divides, after an operator
+    it starts a regex. Where awks disagree or the token before does not settle it (after ')', '$', a
+    keyword or a regex), both readings of the rest of the program are scanned and the worse result counts.
+    """
+    readings = [_AwkState()]
+    worst: tuple[str, str] | None = None
+    followed = 0
+    while readings:
+        followed += 1
+        if followed > _AWK_MAX_READINGS:
+            return ("unknown", "too many places where awks may read '/' differently")
+        problem = _awk_scan(program, readings.pop(), readings)
+        if problem is not None and (worst is None or (problem[0] == "write" and worst[0] != "write")):
+            worst = problem
+    return worst
+
+
+class _AwkState:
+    """Where one reading of an awk program is, and what it has seen that the next tokens depend on."""
+
+    __slots__ = ("depth", "getline", "in_print", "pending_redirect", "pos", "prev", "regex_at")
+
+    def __init__(self) -> None:
+        self.pos = 0
+        self.prev = ";"
+        self.in_print = False
+        self.depth = 0
+        self.pending_redirect = ""
+        self.getline = ""  # "active" from getline to the end of its statement, "<" when a file name comes next
+        self.regex_at = -1  # the position of a '/' this reading takes as the start of a regex
+
+    def fork(self, slash: int) -> _AwkState:
+        other = _AwkState()
+        for name in self.__slots__:
+            setattr(other, name, getattr(self, name))
+        other.pos, other.regex_at = slash, slash
+        return other
+
+
+def _slash_reading(prev: str) -> str:
+    """How a '/' after the token ``prev`` is read: "regex", "division", or "both" where that is not certain."""
+    if prev in ("++", "--"):
+        return "unknown"
+    if prev == "/re/" or prev in ("$", ")") or prev in _AWK_KEYWORDS:
+        return "both"
+    last = prev[-1]
+    if last in _AWK_OPERAND_LAST or (last == "." and prev[0] in "0123456789."):
+        return "division"
+    return "regex"
+
+
+def _awk_scan(program: str, st: _AwkState, readings: list[_AwkState]) -> tuple[str, str] | None:
+    while st.pos < len(program):
+        slash = st.pos
+        m = _AWK_TOKEN.match(program, st.pos)
         if m is None:
             return ("unknown", "cannot tokenize")
-        tok, pos = m.group(), m.end()
+        tok, st.pos = m.group(), m.end()
         if (tok.isspace() and "\n" not in tok) or tok.startswith("#") or tok == "\\\n":
             continue
-        if pending_redirect:
+        if st.pending_redirect:
             if tok not in _AWK_HARMLESS_FILES:
-                return ("write", f"prints to a file ({pending_redirect} {tok})")
-            pending_redirect = ""
-        if getline == "<":
+                return ("write", f"prints to a file ({st.pending_redirect} {tok})")
+            st.pending_redirect = ""
+        if st.getline == "<":
             if not tok.startswith('"') or tok.startswith(_AWK_NETWORK_FILES):
                 return ("unknown", f"getline reads from {tok}, which may be a network connection")
-            getline = "active"
-        elif getline and tok == "<":
-            getline = "<"
+            st.getline = "active"
+        elif st.getline and tok == "<":
+            st.getline = "<"
         elif tok in (";", "{", "}") or "\n" in tok:
-            getline = ""
+            st.getline = ""
         if tok == "getline":
-            getline = "active"
-        if tok == "/" and prev in ("++", "--"):
-            # a division after `x++`, a regex after a prefix `++`: awks disagree, so neither reading is trusted
-            return ("unknown", f"'/' after '{prev}' is read differently by different awks")
-        if tok == "/" and not _AWK_OPERAND_END.fullmatch(prev[-1:]):
-            end = _regex_end(program, pos)
-            if end is None:
-                return ("unknown", "unterminated regular expression")
-            pos, prev = end, "/re/"
-            continue
+            st.getline = "active"
+        if tok in ("/", "/="):
+            reading = "regex" if st.regex_at == slash else _slash_reading(st.prev)
+            if reading == "unknown":
+                # a division after `x++`, a regex after a prefix `++`: awks disagree, so neither reading is trusted
+                return ("unknown", f"'/' after '{st.prev}' is read differently by different awks")
+            if reading == "both":
+                readings.append(st.fork(slash))
+            elif reading == "regex":
+                end = _regex_end(program, slash + 1)
+                if end is None and st.regex_at == slash and _regex_unterminated(program, slash + 1):
+                    return None  # this reading of an ambiguous '/' does not compile
+                if end is None:
+                    return ("unknown", "a regular expression awks may end in different places")
+                st.pos, st.prev = end, "/re/"
+                continue
         if tok == "system":
             return ("write", "calls system(), which runs a command")
         if tok in ("|", "|&"):
@@ -227,36 +289,86 @@ def awk_problem(program: str) -> tuple[str, str] | None:
         if tok.startswith("@"):
             return ("unknown", f"{tok} directive")
         if tok in ("print", "printf"):
-            in_print, depth = True, 0
+            st.in_print, st.depth = True, 0
         elif tok in ("(", "["):
-            depth += 1
+            st.depth += 1
         elif tok in (")", "]"):
-            depth -= 1
+            st.depth -= 1
         elif tok in (";", "}", "{") or "\n" in tok:
-            in_print = False
-        elif in_print and depth == 0 and tok in (">", ">>"):
-            pending_redirect = tok
-        prev = ";" if tok.isspace() else tok
-    if pending_redirect:
+            st.in_print = False
+        elif st.in_print and st.depth == 0 and tok in (">", ">>"):
+            st.pending_redirect = tok
+        st.prev = ";" if tok.isspace() else tok
+    if st.pending_redirect:
         return ("unknown", "a redirection without a target")
     return None
 
 
 def _regex_end(program: str, i: int) -> int | None:
-    """Index just past the closing slash of a regex literal that starts at i, or None."""
-    in_bracket = False
-    while i < len(program):
+    """Index just past the closing slash of a regex literal whose text starts at i, or None.
+
+    A '/' inside a bracket expression (``/[^/]+/``) does not end the regex in most awks; an awk that
+    ends it there is left with an unterminated bracket, which does not compile. Awks also differ on
+    a backslash, a nested '[' or a leading ']' inside brackets, so a bracket holding a '/' must have
+    none of these. None also when the regex runs past the end of the line.
+    """
+    n = len(program)
+    while i < n:
         ch = program[i]
         if ch == "\\":
             i += 2
             continue
         if ch == "\n":
             return None
-        if ch == "[":
-            in_bracket = True
-        elif ch == "]":
-            in_bracket = False
-        elif ch == "/" and not in_bracket:
+        if ch == "/":
             return i + 1
+        if ch == "[":
+            end = _bracket_end(program, i + 1)
+            if end is None:
+                return None
+            inside = program[i + 1 : end - 1]
+            if "/" in inside and ("\\" in inside or "[" in inside or inside.lstrip("^").startswith("]")):
+                return None
+            i = end
+            continue
         i += 1
+    return None
+
+
+def _regex_unterminated(program: str, i: int) -> bool:
+    """No '/' that a backslash does not escape follows i on its line: no awk can end a regex there."""
+    n = len(program)
+    while i < n:
+        ch = program[i]
+        if ch == "\\":
+            i += 2
+        elif ch == "\n":
+            return True
+        elif ch == "/":
+            return False
+        else:
+            i += 1
+    return True
+
+
+def _bracket_end(program: str, i: int) -> int | None:
+    """Past the ']' that closes a bracket expression whose contents start at i ('^' and a leading ']' included)."""
+    n = len(program)
+    if i < n and program[i] == "^":
+        i += 1
+    if i < n and program[i] == "]":
+        i += 1
+    while i < n:
+        ch = program[i]
+        if ch == "\n":
+            return None
+        if ch == "]":
+            return i + 1
+        if ch == "[" and i + 1 < n and program[i + 1] in ":.=":
+            close = program.find(program[i + 1] + "]", i + 2)
+            if close < 0:
+                return None
+            i = close + 2
+            continue
+        i += 2 if ch == "\\" else 1
     return None
