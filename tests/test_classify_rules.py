@@ -202,6 +202,10 @@ OPTION_EXAMPLES: list[tuple[str, str]] = [
     ("tar tzf a.tgz", "tar tfz host:a.tgz"),
     ("tar tf ./x:y.tar", "tar tf a.tar -f host:b.tar"),
     ("tar --force-local -tf x:y.tar", "tar -t -f a.tar --file=host:b.tar"),
+    # xxd's options end at the first file name; a word after it, even '-C', is the file it writes
+    ("xxd -C f", "xxd in.txt -C"),
+    ("xxd -s 10 -l 20 f", "xxd f -u"),
+    ("xxd -p -", "xxd - -p"),
     # git: a manual viewer and per-path filters are chosen by the repository's configuration
     ("git log -1 '--format=%G?'", "git --help log"),
     ("git ls-files -o --exclude-standard", "git ls-files -m"),
