@@ -206,6 +206,12 @@ OPTION_EXAMPLES: list[tuple[str, str]] = [
     ("xxd -C f", "xxd in.txt -C"),
     ("xxd -s 10 -l 20 f", "xxd f -u"),
     ("xxd -p -", "xxd - -p"),
+    # tree: in a bundle each value letter takes the next word; -L may take the digits after it
+    ("tree -dL 2 /var", "tree -Lo 1 /tmp/out"),
+    ("tree -L2 /etc", "tree -L2 -o x"),
+    ("tree -a -L 3 -I node_modules", "tree -Io x /tmp/out"),
+    ("tree --charset utf8 -L 1", "tree -LR 2"),
+    ("tree --charsetX -o x", "tree --charset=x -o y"),
     # git: a manual viewer and per-path filters are chosen by the repository's configuration
     ("git log -1 '--format=%G?'", "git --help log"),
     ("git ls-files -o --exclude-standard", "git ls-files -m"),
@@ -288,6 +294,10 @@ NOT_READ: list[str] = [
     "tar tvfz x:y.tgz",
     "tar t-f x:y.tgz",
     "tar * -t",
+    "tree -Po x /tmp/out",
+    "tree -Ho x /tmp/out",
+    "tree -To x /tmp/out",
+    "tree -L2o x",
     "git --help",
     "git ls-files --modified",
     "git ls-files --deleted",

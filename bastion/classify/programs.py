@@ -250,5 +250,6 @@ _HANDLERS = {
     "sed": special.sed,
     "awk": special.awk,
     "tar": special.tar,
+    "tree": special.tree,
     "git": _subcommand,
 }

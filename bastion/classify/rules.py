@@ -18,7 +18,7 @@ from bastion.errors import ConfigError
 from bastion.yamlfile import read_mapping, validate
 
 Kind = Literal["flag", "value", "optional"]
-HANDLERS = ("find", "sed", "awk", "tar", "shell", "wrapper", "xargs", "git", "fd", "test", "kv")
+HANDLERS = ("find", "sed", "awk", "tar", "tree", "shell", "wrapper", "xargs", "git", "fd", "test", "kv")
 _OPTION_RE = re.compile(r"^(-[^-\s=?]|--?[A-Za-z0-9][A-Za-z0-9_.-]*)[=?]?$")
 # Locales whose character sets cannot change how bash splits the rest of a script into tokens: in a
 # multibyte set such as BIG5 or GBK a backslash or quote byte can be part of a character.

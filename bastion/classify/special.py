@@ -1,4 +1,4 @@
-"""Programs whose arguments form a language of their own: find, fd, tar (here) and sed, awk (scripts.py).
+"""Programs whose arguments form a language of their own: find, fd, tar, tree (here) and sed, awk (scripts.py).
 
 find and fd run commands (-exec, --exec); those commands are judged like any other, except that a
 shell is refused there, directly or behind a wrapper (env, nice, timeout, watch, …): the file name
@@ -19,7 +19,7 @@ from bastion.classify.words import Word
 if TYPE_CHECKING:
     from bastion.classify.walker import Walker
 
-__all__ = ["awk", "fd", "find", "sed", "tar"]
+__all__ = ["awk", "fd", "find", "sed", "tar", "tree"]
 
 _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "csh", "tcsh", "fish", "busybox"})
 _FIND_EXEC = frozenset({"-exec", "-execdir", "-ok", "-okdir"})
@@ -231,3 +231,47 @@ def _maybe_remote(name: str | None) -> bool:
         return True
     colon = name.find(":")
     return colon >= 0 and "/" not in name[:colon]
+
+
+def tree(w: Walker, rule: ProgramRule, args: list[Word]) -> None:
+    """tree's own option loop, rewritten as getopt-style words for the rule's options.
+
+    In a bundle every value letter takes the next word and the bundle goes on (``-Lo 1 out`` is
+    ``-L 1 -o out``); tree 2 lets -L take the digits right after it instead. A long option that takes
+    a value matches any word starting with its name and, without '=', takes the next word.
+    """
+    longs = [name for name in rule.longs if rule.options[name] == "value"]
+    out: list[Word] = []
+    i = 0
+    while i < len(args):
+        word = args[i]
+        i += 1
+        text = word.text
+        if text is None or text == "-" or not text.startswith("-"):
+            out.append(word)
+            continue
+        if text == "--":
+            out.extend(args[i - 1 :])
+            break
+        if text.startswith("--"):
+            name = next((name for name in longs if text.startswith(name)), None)
+            if name is None or text[len(name) : len(name) + 1] == "=":
+                out.append(word)
+            else:
+                out.extend([Word(name, name), *args[i : i + 1]])
+                i += 1
+            continue
+        j = 1
+        while j < len(text):
+            opt = "-" + text[j]
+            j += 1
+            if opt == "-L" and text[j : j + 1].isdigit():
+                digits = len(text[j:]) - len(text[j:].lstrip("0123456789"))
+                out.append(Word(opt + text[j : j + digits], opt + text[j : j + digits]))
+                j += digits
+            elif rule.options.get(opt) == "value":
+                out.extend([Word(opt, opt), *args[i : i + 1]])
+                i += 1
+            else:
+                out.append(Word(opt, opt))
+    parse_options(w, rule, out)
