@@ -155,6 +155,8 @@ OPTION_EXAMPLES: list[tuple[str, str]] = [
     ("fd -X cat", "fd -Xtouch"),
     ("fd -t f -x cat {} \\; -X wc", "fd -x cat {} \\; -X touch"),
     ("yq -o json .a f", "yq -s '.name' f"),
+    ("yq -y . f.yaml", "yq -y --in-place '. + {\"a\": 1}' f.yaml"),
+    ("yq --indentless -y . f.yaml", "yq --in-p -y . f.yaml"),
     ("journalctl --cursor=s=1", "journalctl --cursor-file=/tmp/c"),
     ("journalctl -n 20", "journalctl --image=/tmp/x.raw"),
     ("timeout 5 ls", "nohup ls"),
