@@ -162,6 +162,11 @@ OPTION_EXAMPLES: list[tuple[str, str]] = [
     ("timeout 5 ls", "nohup ls"),
     ("lsof -nP -i :22", "lsof -Db"),
     ("rpm -q -l bash", "rpm -q --initdb"),
+    # rpm: only listed query options (popt aliases make other names --define); -V runs %verifyscript
+    ("rpm -q --info bash", "rpm -q --i18ndomains '%(touch /tmp/x)' --info bash"),
+    ("rpm -qa --qf '%{NAME}\\n'", "rpm -q --i18ndomains '%(touch /tmp/x)' --qf '%{SUMMARY}' bash"),
+    ("rpm -qpl x.rpm", "rpm -qpl http://h/x.rpm"),
+    ("rpm -q --whatprovides /bin/sh", "rpm -Va"),
     ("xargs -P 4 -n 1 wc -l", "xargs --process-slot-var=BASH_ENV bash -c ls"),
     # GNU sed ends a label, a branch target and v's version at whitespace or ';': what follows is a command
     ("sed -n ':a;N;$!ba;s/\\n/ /g;p' f", "sed ':a w /tmp/x'"),
@@ -300,6 +305,11 @@ NOT_READ: list[str] = [
     "tree -Ho x /tmp/out",
     "tree -To x /tmp/out",
     "tree -L2o x",
+    "rpm -qa --dbapi '%(touch /tmp/x)'",
+    "rpm -q --httpproxy '%(touch /tmp/x)' -p h.rpm",
+    "rpm -q --rebuilddbpath '%(touch /tmp/x)' bash",
+    "rpm -q -r /tmp bash",
+    "rpm -V bash",
     "git --help",
     "git ls-files --modified",
     "git ls-files --deleted",
