@@ -221,6 +221,9 @@ OPTION_EXAMPLES: list[tuple[str, str]] = [
     ("tree --charsetX -o x", "tree --charset=x -o y"),
     # git: a manual viewer and per-path filters are chosen by the repository's configuration
     ("git log -1 '--format=%G?'", "git --help log"),
+    ("git rev-list --count HEAD", "git -C /tmp/repo rev-list --help"),
+    ("git rev-parse -h", "git rev-parse --help"),
+    ("git rev-list --all", "git rev-list $x"),
     ("git ls-files -o --exclude-standard", "git ls-files -m"),
     ("git ls-files -s", "git ls-files -d"),
     # like tar's host:file, systemctl -H reaches another host with the target's ssh keys
@@ -311,6 +314,9 @@ NOT_READ: list[str] = [
     "rpm -q -r /tmp bash",
     "rpm -V bash",
     "git --help",
+    "git show-ref --help",
+    "git log --help",
+    "git rev-list HEAD --help",
     "git ls-files --modified",
     "git ls-files --deleted",
     "git ls-files --mod",

@@ -131,10 +131,24 @@ def _subcommand(w: Walker, rule: ProgramRule, args: list[Word]) -> None:
     reason = rule.write_subcommands.get(sub)
     if reason is not None:
         w.f.add_write(f"'{rule.name} {sub}' {reason} {cite(w, rule)}")
+    elif rule.name == "git" and _git_help(w, rule, sub, parsed.rest[1:]):
+        return
     elif sub in rule.subcommands:
         check_program(w, rule.subcommands[sub], parsed.rest[1:])
     else:
         w.unknown(f"'{rule.name} {sub}' is not on the read list")
+
+
+def _git_help(w: Walker, rule: ProgramRule, sub: str, args: list[Word]) -> bool:
+    """git turns ``git <sub> --help`` into ``git help <sub>``, which runs the manual viewer or browser the
+    repository's configuration names (man.viewer is a list that no forced setting can empty)."""
+    if any(word.text == "--help" for word in args):
+        w.f.add_write(f"'{rule.name} {sub} --help' {rule.write['--help']} {cite(w, rule)}")
+        return True
+    if args and args[0].text is None and args[0].may_flag:
+        w.unknown(f"the first argument of '{rule.name} {sub}' is only known at run time and may be --help")
+        return True
+    return False
 
 
 def _wrapper(w: Walker, rule: ProgramRule, args: list[Word]) -> None:
