@@ -314,6 +314,7 @@ NOT_READ: list[str] = [
     "rpm -q -r /tmp bash",
     "rpm -V bash",
     "git --help",
+    "kubectl get --raw /api/v1/namespaces/x/services/http:svc:80/proxy/admin/reset",
     "git show-ref --help",
     "git log --help",
     "git rev-list HEAD --help",
