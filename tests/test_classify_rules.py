@@ -233,6 +233,10 @@ OPTION_EXAMPLES: list[tuple[str, str]] = [
 
 # commands that write or run code in a way an earlier version of the rules missed
 NOT_READ: list[str] = [
+    'find . -execdir echo "{}${x:-}" + -delete',
+    'find . -exec echo "{}$x" + -fprint /tmp/x',
+    'find . -exec echo {}"$x" + -fprint /tmp/x',
+    "awk 'BEGIN { print \"x\" > \"/dev/stderr\" \"x\" }'",
     "awk 'BEGIN{getline x < \"/inet/tcp/0/127.0.0.1/80\"}'",
     "gawk 'BEGIN{getline < (\"/in\" \"et/tcp/0/h/80\")}'",
     "awk 'BEGIN{f=\"/inet/tcp/0/h/80\"; getline < f}'",

@@ -213,7 +213,7 @@ def awk_problem(program: str) -> tuple[str, str] | None:
 class _AwkState:
     """Where one reading of an awk program is, and what it has seen that the next tokens depend on."""
 
-    __slots__ = ("depth", "getline", "in_print", "pending_redirect", "pos", "prev", "regex_at")
+    __slots__ = ("depth", "file_named", "getline", "in_print", "pending_redirect", "pos", "prev", "regex_at")
 
     def __init__(self) -> None:
         self.pos = 0
@@ -221,6 +221,7 @@ class _AwkState:
         self.in_print = False
         self.depth = 0
         self.pending_redirect = ""
+        self.file_named = False  # a harmless output file was named: the print statement must end right there
         self.getline = ""  # "active" from getline to the end of its statement, "<" when a file name comes next
         self.regex_at = -1  # the position of a '/' this reading takes as the start of a regex
 
@@ -253,10 +254,17 @@ def _awk_scan(program: str, st: _AwkState, readings: list[_AwkState]) -> tuple[s
         tok, st.pos = m.group(), m.end()
         if (tok.isspace() and "\n" not in tok) or tok.startswith("#") or tok == "\\\n":
             continue
+        if st.file_named:
+            # awk joins what follows into the file name: "/dev/stderr" "x" writes the file /dev/stderrx
+            if tok not in (";", "}", ")") and "\n" not in tok:
+                return ("write", f"prints to a file whose name is built from several parts (... {tok})")
+            st.file_named = False
         if st.pending_redirect:
             if tok not in _AWK_HARMLESS_FILES:
                 return ("write", f"prints to a file ({st.pending_redirect} {tok})")
             st.pending_redirect = ""
+            st.file_named = True
+            continue
         if st.getline == "<":
             if not tok.startswith('"') or tok.startswith(_AWK_NETWORK_FILES):
                 return ("unknown", f"getline reads from {tok}, which may be a network connection")

@@ -123,8 +123,8 @@ def _find_exec_end(w: Walker, args: list[Word], i: int) -> int | None:
 
     ';' always ends it. '+' ends -exec and -execdir only right after a word that is exactly '{}'
     (POSIX); elsewhere it is an argument of the command. Older GNU find also ended at '+' after a word
-    merely containing '{}', and other finds may end -ok at '{} +': those cases are refused, as is a word
-    known only at run time that may become ';' or '+'.
+    merely containing '{}', and other finds may end -ok at '{} +': those cases are refused, as are a word
+    known only at run time that may become ';' or '+', and one before '+' (it may become '{}').
     """
     action = args[i].text
     for end in range(i + 1, len(args)):
@@ -136,7 +136,12 @@ def _find_exec_end(w: Walker, args: list[Word], i: int) -> int | None:
             continue
         if word.text == ";":
             return end
-        if word.text != "+" or end == i + 1 or "{}" not in (args[end - 1].text or ""):
+        if word.text != "+" or end == i + 1:
+            continue
+        if args[end - 1].text is None:
+            w.unknown(f"the word before '+' in 'find {action}', known only at run time, may be '{{}}' and end it")
+            return None
+        if "{}" not in args[end - 1].text:
             continue
         if args[end - 1].text != "{}" or action in ("-ok", "-okdir"):
             w.unknown(f"find versions disagree on whether this '+' ends the command of 'find {action}'")
