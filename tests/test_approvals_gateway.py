@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bastion.approvals.queue import MAX_OPEN_PER_REQUESTER
 from tests.harness import Agent, Bastion, Sshd
 
 APPROVAL_LINE = re.compile(rb"^bastion: approval required: request ([a-z0-9]+) for '(.*)' on (\S+) \((.*)\); "
@@ -125,6 +126,19 @@ def test_commands_and_reasons_quoted_back_to_the_agent_stay_on_one_line(gate: Ba
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 77
     assert err.endswith(b"by approver-lines: no\\x1b[2Jpe\n") and err.count(b"\n") == 1
+
+
+def test_an_agent_over_the_open_request_cap_is_denied_and_audited(gate: Bastion, tmp_path: Path) -> None:
+    reader = gate.agent("reader-looping", ["reader"])
+    for n in range(MAX_OPEN_PER_REQUESTER):
+        assert gate.ssh(reader, "web-1", f"touch {tmp_path / str(n)}", "-o", "SetEnv=BASTION_WAIT=0").returncode == 75
+    over = gate.ssh(reader, "web-1", f"touch {tmp_path / 'over'}", "-o", "SetEnv=BASTION_WAIT=0")
+    assert over.returncode == 77
+    assert over.stderr == (f"bastion: denied: reader-looping already has {MAX_OPEN_PER_REQUESTER} requests open; "
+                           "wait for them to be decided, used or expired\n").encode()
+    refused = [json.loads(d) for d in events(gate, "request.refused")]
+    assert [(d["command"], d["request"]) for d in refused if str(tmp_path) in d["command"]] == [
+        (f"touch {tmp_path / 'over'}", "exec")]
 
 
 def test_nobody_approves_their_own_request(gate: Bastion, tmp_path: Path) -> None:

@@ -25,12 +25,16 @@ from bastion.masking import load_masking
 from bastion.policy import load_policy
 from bastion.secrets import SecretBox
 from bastion.store import sessions as session_store
+from bastion.store.db import BUSY_TIMEOUT_S
 
 if TYPE_CHECKING:
     from bastion.gateway.server import AgentConnection
     from bastion.gateway.sessions import LiveSession
 
 log = logging.getLogger("bastion.gateway")
+# How long a session's close that cannot be written is retried (the command has run; its close binds the
+# recording into the chain). Shutdown waits that long, plus one busy timeout, for sessions to be closed.
+CLOSE_RETRY_FOR_S = 60.0
 KILL_POLL_S = 1.0
 DECISION_POLL_S = 0.05
 T = TypeVar("T")
@@ -200,8 +204,9 @@ class Gateway:
             await asyncio.sleep(0.05)
         for session in list(self.live):
             session.relay.fail("the bastion is shutting down", EXIT_FAILURE)
-        # Sessions leave `live` once their recording, row and close event are written.
-        finalize_deadline = loop.time() + 30
+        # Sessions leave `live` once their recording, row and close event are written; a close that cannot be
+        # written yet is retried for CLOSE_RETRY_FOR_S, and its last attempt may wait out the busy timeout.
+        finalize_deadline = loop.time() + CLOSE_RETRY_FOR_S + BUSY_TIMEOUT_S + 5
         while self.live and loop.time() < finalize_deadline:
             await asyncio.sleep(0.02)
         self.pool.close()

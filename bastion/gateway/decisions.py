@@ -102,11 +102,13 @@ async def hold(conn: AgentConnection, chan: asyncssh.SSHServerChannel[bytes], ta
             rule=decision.rule, required=decision.approvals_required, wait_timeout_s=decision.wait_timeout_s,
             lifetime_s=decision.approval_lifetime_s)
     except ApprovalError as exc:
+        await gateway.event("request.refused", subject=identity.subject, target=target.name,
+                            details={"request": ask.request.kind.value, "command": ask.text, "reason": str(exc)})
         raise Ended(f"denied: {exc}", EXIT_DENIED) from None
-    line = (f"approval required: request {approval.id} for '{ask.text}' on {target.name} ({decision.reason}); ")
+    required = f"approval required: request {approval.id} for '{ask.text}' on {target.name} ({decision.reason}); "
     if env.get("BASTION_WAIT") == "0":
-        raise Ended(line + f"re-run with BASTION_APPROVAL={approval.id} once it is approved", EXIT_PENDING)
-    _say(chan, line + f"waiting up to {_duration(decision.wait_timeout_s)}")
+        raise Ended(required + f"re-run with BASTION_APPROVAL={approval.id} once it is approved", EXIT_PENDING)
+    _say(chan, required + f"waiting up to {_duration(decision.wait_timeout_s)}")
     try:
         state = await _wait(conn, approval.id, decision.wait_timeout_s)
     except asyncio.CancelledError:

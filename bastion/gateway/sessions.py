@@ -24,6 +24,7 @@ import asyncssh
 from bastion.classify import safe_locale, upstream_command
 from bastion.errors import BastionError, StoreError
 from bastion.gateway import admin, decisions
+from bastion.gateway.context import CLOSE_RETRY_FOR_S
 from bastion.gateway.messages import EXIT_FAILURE, line
 from bastion.gateway.pool import Lease
 from bastion.gateway.relay import EXTENDED_STDERR, AgentChannelSession, Relay, UpstreamChannelSession
@@ -40,8 +41,7 @@ if TYPE_CHECKING:
     from bastion.gateway.server import AgentConnection
 
 log = logging.getLogger("bastion.sessions")
-# Attempts at writing a session's close, each waiting out the database's busy timeout, and the pause between.
-CLOSE_ATTEMPTS = 5
+# The pause between attempts at writing a session's close (for how long: context.CLOSE_RETRY_FOR_S).
 CLOSE_RETRY_S = 2.0
 
 PASSED_ENV = ("TERM", "LANG")
@@ -249,13 +249,16 @@ async def close_record(conn: AgentConnection, record: Record, status: int | None
                **({"recording_error": error} if error else {})}
     # The command has run: its close (which binds the recording into the chain) is worth waiting for through
     # a database outage, while the agent's exit status waits too.
-    for attempt in range(1, CLOSE_ATTEMPTS + 1):
+    loop = asyncio.get_running_loop()
+    give_up = None
+    while True:
         try:
             await gateway.event("session.close", subject=conn.identity.subject if conn.identity else None,
                                 target=conn.login, session_id=record.id, details=details, alongside=row)
             return
         except StoreError as exc:
-            if attempt == CLOSE_ATTEMPTS:
+            give_up = give_up or loop.time() + CLOSE_RETRY_FOR_S
+            if loop.time() >= give_up:
                 raise
             log.warning("session %s: its close could not be written (%s); retrying", record.id, exc)
             await asyncio.sleep(CLOSE_RETRY_S)

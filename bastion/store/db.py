@@ -12,6 +12,9 @@ from pathlib import Path
 import peewee
 from playhouse.db_url import connect as connect_url
 
+# How long a SQLite write waits for another process's lock before it fails.
+BUSY_TIMEOUT_S = 10.0
+
 database = peewee.DatabaseProxy()
 _models: list[type[peewee.Model]] = []
 
@@ -51,7 +54,8 @@ def connect(url_or_path: str | Path) -> peewee.Database:
     else:
         db = peewee.SqliteDatabase(
             text,
-            pragmas={"journal_mode": "wal", "synchronous": "normal", "foreign_keys": 1, "busy_timeout": 10000},
+            pragmas={"journal_mode": "wal", "synchronous": "normal", "foreign_keys": 1,
+                     "busy_timeout": int(BUSY_TIMEOUT_S * 1000)},
             check_same_thread=False,
         )
     database.initialize(db)
