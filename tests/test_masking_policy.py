@@ -124,6 +124,6 @@ def test_config_errors_are_one_line_naming_the_key(tmp_path: Path, text: str, na
 def test_a_custom_rule_named_like_a_built_in_detector_says_what_to_do(tmp_path: Path) -> None:
     path = tmp_path / "masking.yaml"
     path.write_text("custom:\n  - name: url-password\n    pattern: '://[^\\s:/@]{1,128}:(?P<value>[^\\s:/@]{1,256})@'\n")
-    with pytest.raises(ConfigError, match=r"custom\[0\]\.name: 'url-password' is a built-in detector; remove or "
-                                          r"rename this rule"):
+    with pytest.raises(ConfigError, match=r"custom\[0\]\.name: 'url-password' is a built-in detector: list it "
+                                          r"under detectors \(if the file lists them\) and remove or rename this rule"):
         load_masking(path)

@@ -108,7 +108,8 @@ class MaskingPolicy(_Strict):
         known = set(BUILTIN_NAMES)
         for i, rule in enumerate(self.custom):
             if rule.name in BUILTIN_NAMES:
-                raise ValueError(f"custom[{i}].name: {rule.name!r} is a built-in detector; remove or rename this rule")
+                raise ValueError(f"custom[{i}].name: {rule.name!r} is a built-in detector: list it under detectors "
+                                 "(if the file lists them) and remove or rename this rule")
             if rule.name in known:
                 raise ValueError(f"custom[{i}].name: {rule.name!r} is already a detector")
             known.add(rule.name)
