@@ -30,11 +30,14 @@ try:
     sink.flush()
 except StoreError as exc:
     print(exc)
+resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+sink.write(b'[0.2, "o", "after the disk has room again"]\\n')
+sink.flush()
 print(sink.digest, sink.size)
 """
 
 
-def test_a_short_write_is_cut_back_to_the_last_whole_line(tmp_path: Path) -> None:
+def test_a_short_write_is_cut_back_to_the_last_whole_line_and_nothing_follows(tmp_path: Path) -> None:
     cast = tmp_path / "short.cast"
     result = subprocess.run([sys.executable, "-c", _SHORT_WRITE, str(cast)], capture_output=True, text=True,
                             timeout=60)

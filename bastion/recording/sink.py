@@ -32,10 +32,10 @@ class RecordingSink:
         self._pending_len = 0
         self._sha = hashlib.sha256()
         self.size = 0
-        self.error: str | None = None  # the first write that failed: the file holds only what came before it
+        self.error: str | None = None  # the write that failed: the file holds what came before it, and no more
 
     def write(self, line: bytes) -> None:
-        if not line:
+        if not line or self.error is not None:  # after a failed write nothing more is taken: no gap in the file
             return
         self._pending.append(line)
         self._pending_len += len(line)
@@ -43,7 +43,7 @@ class RecordingSink:
             self.flush()
 
     def flush(self) -> None:
-        if not self._pending or self._fd is None:
+        if not self._pending or self._fd is None or self.error is not None:
             return
         data = b"".join(self._pending)
         self._pending.clear()
