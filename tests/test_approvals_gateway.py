@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bastion.approvals.queue import MAX_OPEN_PER_REQUESTER
+from bastion.gateway.messages import shown
 from tests.harness import Agent, Bastion, Sshd
 
 APPROVAL_LINE = re.compile(rb"^bastion: approval required: request ([a-z0-9]+) for '(.*)' on (\S+) \((.*)\); "
@@ -335,3 +336,9 @@ def test_approvers_see_control_characters_escaped(gate: Bastion, tmp_path: Path)
     assert b"\x1b[2K" not in rich and b"[bold]" in rich
     assert admin(gate, approver, f"deny {request} --reason 'not this'").returncode == 0
     assert proc.wait(60) == 77 and tmp_path.exists()
+
+
+def test_a_typed_backslash_n_and_a_real_newline_never_look_alike() -> None:
+    assert shown("echo hi\nrm -rf ~") == "echo hi\\nrm -rf ~"
+    assert shown("echo hi\\nrm -rf ~") == "echo hi\\\\nrm -rf ~"
+    assert shown("grep -c error /var/log/syslog") == "grep -c error /var/log/syslog"

@@ -17,8 +17,13 @@ def line(message: str, *, pty: bool) -> bytes:
 
 
 def shown(value: object) -> str:
-    """Text as a person may safely read it: control characters (newline, ESC, CR, ...) escaped."""
+    """Text as a person may safely read it: control characters (newline, ESC, CR, ...) escaped.
+
+    Backslashes are doubled, so a single one always starts an escape: a real newline (shown `\\n`) cannot pass
+    for a typed backslash-n (shown `\\\\n`). An approver reading `echo hi\\nrm -rf ~` must know whether it
+    is one command or two.
+    """
     text = str(value)
-    if text.isprintable():
+    if text.isprintable() and "\\" not in text:
         return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return "".join(c if c.isprintable() and c != "\\" else c.encode("unicode_escape").decode("ascii") for c in text)
