@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Bastion, Sshd, keygen
+from tests.harness import Bastion, Sshd, keygen, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -129,10 +129,16 @@ def test_x11_forwarding_is_refused_and_audited(bastion: Bastion) -> None:
 
 
 def _refusals(bastion: Bastion, subject: str) -> list[str]:
-    with sqlite3.connect(bastion.dir / "bastion.db") as db:
-        rows = db.execute("SELECT json_extract(details, '$.request') FROM audit_event "
-                          "WHERE type = 'request.refused' AND subject = ? ORDER BY seq", (subject,)).fetchall()
-    return [row[0] for row in rows]
+    """The refusals audited for `subject`, once there are any: they are written in the background."""
+
+    def read() -> list[str]:
+        with sqlite3.connect(bastion.dir / "bastion.db") as db:
+            rows = db.execute("SELECT json_extract(details, '$.request') FROM audit_event "
+                              "WHERE type = 'request.refused' AND subject = ? ORDER BY seq", (subject,)).fetchall()
+        return [row[0] for row in rows]
+
+    wait_for(lambda: bool(read()), f"a refusal audited for {subject}", 30)
+    return read()
 
 
 def test_sftp_subsystem_is_refused(bastion: Bastion, tmp_path: Path) -> None:

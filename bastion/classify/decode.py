@@ -111,7 +111,7 @@ class WordDecoder:
 
     def plain_word(self, node: Node, quoted: bool, out: list[Piece | object]) -> None:
         raw = _t(node)
-        if ("`" in raw or "$" in raw or "(" in raw) and hides_code(raw):
+        if hides_code(raw):
             self.unknown(f"{raw[:40]!r} holds a substitution or expansion that bash runs")
         if quoted:
             out.append(Piece(double_quoted(raw)))
