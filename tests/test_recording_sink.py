@@ -8,12 +8,11 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.harness import VENV_BIN, Bastion, Sshd
+from tests.harness import VENV_BIN, Bastion
 
 # Write failures are made with RLIMIT_FSIZE (EFBIG; Python ignores SIGXFSZ) instead of filling a disk.
 _SHORT_WRITE = """
@@ -49,39 +48,31 @@ def test_a_short_write_is_cut_back_to_the_last_whole_line_and_nothing_follows(tm
     assert digest_and_size == f"{__import__('hashlib').sha256(data).hexdigest()} {len(data)}"
 
 
-@pytest.fixture(scope="module")
-def limited(sshd: Sshd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bastion]:
-    b = Bastion(tmp_path_factory.mktemp("full")).init()
-    b.add_target("web-1", sshd)
-    b.serve()
-    yield b
-    b.stop()
-
-
 @pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs prlimit (util-linux)")
-def test_a_recording_that_fills_the_disk_stops_the_session_and_is_still_bound(limited: Bastion) -> None:
-    agent = limited.agent("agent-full", ["tester"])
-    assert limited.ssh(agent, "web-1", "true").returncode == 0
-    assert limited.proc is not None
-    files_before = (limited.dir / "bastion.db").stat().st_size + sum(p.stat().st_size for p in limited.casts())
-    subprocess.run(["prlimit", f"--pid={limited.proc.pid}", f"--fsize={files_before + 4_000_000}"], check=True)
+def test_a_recording_that_fills_the_disk_stops_the_session_and_is_still_bound(bastion: Bastion) -> None:
+    """Uses this module's own bastion: the file-size limit set on its process stays with it."""
+    agent = bastion.agent("agent-full", ["tester"])
+    assert bastion.ssh(agent, "web-1", "true").returncode == 0
+    assert bastion.proc is not None
+    files_before = (bastion.dir / "bastion.db").stat().st_size + sum(p.stat().st_size for p in bastion.casts())
+    subprocess.run(["prlimit", f"--pid={bastion.proc.pid}", f"--fsize={files_before + 4_000_000}"], check=True)
 
-    result = limited.ssh(agent, "web-1", "seq 1 3000000")
+    result = bastion.ssh(agent, "web-1", "seq 1 3000000")
 
     assert result.returncode == 255
     assert result.stderr.startswith(b"bastion: cannot write recording ") and result.stderr.endswith(
         b": File too large; session stopped\n")
-    cast = limited.casts()[-1]
+    cast = bastion.casts()[-1]
     assert cast.read_bytes().endswith(b"\n")
     shown = subprocess.run([str(VENV_BIN / "asciinema"), "cat", str(cast)], capture_output=True, timeout=60)
     assert shown.returncode == 0
     recorded = shown.stdout.split(b"\n")[:-1]
     assert recorded and result.stdout.startswith(b"\n".join(recorded[:-1]))
-    db = sqlite3.connect(limited.dir / "bastion.db")
+    db = sqlite3.connect(bastion.dir / "bastion.db")
     close = json.loads(db.execute("SELECT details FROM audit_event WHERE type = 'session.close' "
                                   "ORDER BY seq DESC LIMIT 1").fetchone()[0])
     assert close["recording"].endswith(cast.name)
     assert close["recording_error"].startswith("cannot write recording ")
     assert close["recording_size"] == cast.stat().st_size
-    verify = limited.cli("audit", "verify", "--recordings", check=False)
+    verify = bastion.cli("audit", "verify", "--recordings", check=False)
     assert verify.returncode == 0, verify.stdout + verify.stderr
