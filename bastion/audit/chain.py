@@ -227,20 +227,33 @@ class Problem:
 
 
 class ChainVerifier:
-    """Checks events fed in seq order, then the checkpoints against what was seen.
+    """Checks events fed in seq order, then the checkpoints (and an anchor, if given) against what was seen.
 
-    Incremental so the store can stream millions of rows through it without holding them.
+    Incremental so the store can stream millions of rows through it without holding them. `anchor` is a
+    (seq, hash) an earlier verification reported; `signed` is the newest checkpoint's seq, and
+    `first_unsigned` the event after it, if any.
     """
 
     def __init__(
-        self, checkpoints: Sequence[CheckpointRecord] = (), trusted_key: Ed25519PublicKey | None = None
+        self,
+        checkpoints: Sequence[CheckpointRecord] = (),
+        trusted_key: Ed25519PublicKey | None = None,
+        anchor: tuple[int, str] | None = None,
     ) -> None:
         self.checkpoints = sorted(checkpoints, key=lambda c: c.seq)
         self.trusted_key = trusted_key
+        self.anchor = anchor
         self.count = 0
         self.last_hash = GENESIS_HASH
-        self._wanted = {cp.seq for cp in self.checkpoints}
+        self.signed = self.checkpoints[-1].seq if self.checkpoints else 0
+        self.first_unsigned: EventRecord | None = None
+        self._wanted = {cp.seq for cp in self.checkpoints} | ({anchor[0]} if anchor else set())
         self._covered: dict[int, str] = {}
+
+    @property
+    def signed_hash(self) -> str | None:
+        """The hash of the newest signed event, once it has been fed."""
+        return self._covered.get(self.signed)
 
     def feed(self, event: EventRecord) -> Problem | None:
         """Check one event; the first problem means the chain is broken from there on."""
@@ -260,10 +273,13 @@ class ChainVerifier:
         self.last_hash = event.hash
         if event.seq in self._wanted:
             self._covered[event.seq] = event.hash
+        if event.seq == self.signed + 1:
+            self.first_unsigned = event
         return None
 
     def finish(self) -> Problem | None:
-        """After the last event: every checkpoint must cover an event that is still there, and be signed."""
+        """After the last event: every checkpoint must cover an event that is still there, and be signed; the
+        anchor's event must be there, unchanged."""
         for cp in self.checkpoints:
             if cp.seq > self.count:
                 return Problem(
@@ -275,6 +291,13 @@ class ChainVerifier:
             why = checkpoint_signature_problem(cp, self.trusted_key)
             if why is not None:
                 return Problem(cp.seq, f"{why} (checkpoint at seq {cp.seq})")
+        if self.anchor is not None:
+            seq, digest = self.anchor
+            if seq > self.count:
+                return Problem(self.count + 1, f"log ends at seq {self.count} but the anchor is at seq {seq}: "
+                                               "events deleted")
+            if self._covered.get(seq) != digest:
+                return Problem(seq, f"event {seq} is not the one anchored: the log was rewritten up to there")
         return None
 
 

@@ -18,6 +18,7 @@ are not bound yet.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -81,33 +82,25 @@ def verify_audit(
     trusted = load_public_key(public_key) if isinstance(public_key, str) else public_key
     # Checkpoints first: every event they cover was committed before them, so the events read next include it.
     checkpoints = store.list_checkpoints()
-    signed = max((cp.seq for cp in checkpoints), default=0)
-    verifier = ChainVerifier(checkpoints, trusted)
+    verifier = ChainVerifier(checkpoints, trusted, anchor)
     claims: list[_RecordingClaim] = []
-    unclosed: dict[str, int] = {}
-    heads: dict[int, str] = {}
-    first_unsigned: EventRecord | None = None
+    unclosed: set[str] = set()
     problem: Problem | None = None
     for event in store.iter_events():
         problem = verifier.feed(event)
         if problem is not None:
             break
-        if event.seq in (signed, anchor[0] if anchor else 0):
-            heads[event.seq] = event.hash
-        if event.seq == signed + 1:
-            first_unsigned = event
         if event.type == EventType.SESSION_OPEN and event.session_id:
-            unclosed[event.session_id] = event.seq
+            unclosed.add(event.session_id)
         elif event.type == EventType.SESSION_CLOSE and event.session_id:
-            unclosed.pop(event.session_id, None)
+            unclosed.discard(event.session_id)
         claim = _claim(event)
         if claim is not None:
             claims.append(claim)
     problem = problem or verifier.finish()
-    if problem is None and anchor is not None:
-        problem = _check_anchor(anchor, heads.get(anchor[0]), verifier.count)
-    if problem is None and first_unsigned is not None:
-        problem = _check_unsigned(first_unsigned, verifier.count - signed, now or datetime.now(UTC))
+    if problem is None and verifier.first_unsigned is not None:
+        problem = _check_unsigned(verifier.first_unsigned, verifier.count - verifier.signed,
+                                  now or datetime.now(UTC))
     if problem is None and recordings_dir is not None:
         problem = _check_recordings(Path(recordings_dir), claims)
 
@@ -119,10 +112,10 @@ def verify_audit(
     summary = f"audit intact: {verifier.count} events, {len(checkpoints)} checkpoints"
     if recordings_dir is not None:
         summary += f", {checked} recordings"
-    if signed:
-        summary += f"; signed through anchor {signed}:{heads[signed]}"
-    if verifier.count > signed:
-        summary += f"; {verifier.count - signed} newer events not signed yet"
+    if verifier.signed:
+        summary += f"; signed through anchor {verifier.signed}:{verifier.signed_hash}"
+    if verifier.count > verifier.signed:
+        summary += f"; {verifier.count - verifier.signed} newer events not signed yet"
     if unclosed:
         summary += f"; {len(unclosed)} sessions not closed (live, or their bastion stopped): recordings not bound"
     return VerifyResult(True, None, None, summary, verifier.count, len(checkpoints), checked)
@@ -130,20 +123,10 @@ def verify_audit(
 
 def parse_anchor(text: str) -> tuple[int, str]:
     """`SEQ:HASH` as printed by a verification; ValueError when it is not one."""
-    seq, sep, digest = text.partition(":")
-    if not (sep and seq.isdigit() and int(seq) > 0 and len(digest) == 64 and
-            all(c in "0123456789abcdef" for c in digest.lower())):
+    found = re.fullmatch(r"([1-9][0-9]*):([0-9a-fA-F]{64})", text)
+    if found is None:
         raise ValueError(f"an anchor is SEQ:HASH (a SHA-256 in hex), as verify prints it, not {text!r}")
-    return int(seq), digest.lower()
-
-
-def _check_anchor(anchor: tuple[int, str], found: str | None, count: int) -> Problem | None:
-    seq, digest = anchor
-    if seq > count:
-        return Problem(count + 1, f"log ends at seq {count} but the anchor is at seq {seq}: events deleted")
-    if found != digest:
-        return Problem(seq, f"event {seq} is not the one anchored: the log was rewritten up to there")
-    return None
+    return int(found.group(1)), found.group(2).lower()
 
 
 def _check_unsigned(first: EventRecord, count: int, now: datetime) -> Problem | None:
